@@ -1,0 +1,24 @@
+"""The `samay` command line: one Typer app, one module per command group.
+
+Each module exposes `register(app)`; heavy imports (TensorFlow, the SageMaker SDK) happen inside
+the commands that need them so `samay --help` stays instant.
+"""
+from __future__ import annotations
+
+import typer
+
+from pipelines.cli import bench, dashboard, data, demo, deploy, local, pipeline, predict, push, quicksight
+
+app = typer.Typer(
+    name="samay",
+    help="Lung-sound MLOps: ingest recordings, train and deploy a classifier, score new recordings.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+for _module in (local, data, push, pipeline, predict, dashboard, quicksight, deploy, demo, bench):
+    _module.register(app)
+
+
+def main() -> None:
+    app()
