@@ -244,6 +244,9 @@ class AsyncInvoker:
             AttributeNames=["ApproximateReceiveCount"], VisibilityTimeout=360,
         ).get("Messages", [])
         for message in messages:
+            if self.stop.is_set():  # hand back what this router will not handle, for the next one
+                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+                continue
             self._handle(url, message)
         return len(messages)
 
