@@ -2,8 +2,8 @@
 
 moto creates the resource types it supports (S3, Kinesis, DynamoDB, EventBridge, Lambda, IAM, SQS,
 SNS, KMS, logs) and skips the others (Pipes, Glue, QuickSight, API Gateway v2, SageMaker groups).
-Some properties moto's CloudFormation does not apply (bucket versioning and public access
-block, stream encryption, PITR, Lambda dead-letter config); test_template_settings.py checks those on the template itself.
+Some properties moto's CloudFormation does not apply (bucket versioning, lifecycle and public
+access block, stream encryption, PITR, Lambda dead-letter config); test_template_settings.py checks those on the template itself.
 """
 from __future__ import annotations
 
@@ -47,12 +47,10 @@ def test_stack_creates_completely(stack: dict[str, Any]) -> None:
     assert stack["StackStatus"] == "CREATE_COMPLETE"
 
 
-def test_bucket_is_encrypted_with_incoming_lifecycle(stack: dict[str, Any]) -> None:
+def test_bucket_is_encrypted_with_the_customer_key(stack: dict[str, Any]) -> None:
     s3 = aws.client("s3")
     rule = s3.get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
-    lifecycle = s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
-    assert any(rule.get("Prefix", rule.get("Filter", {}).get("Prefix")) == "inference/incoming/" for rule in lifecycle)
 
 
 def test_stream_is_active(stack: dict[str, Any]) -> None:

@@ -18,6 +18,11 @@ def test_buckets_are_versioned_and_block_public_access(template: dict[str, Any])
         assert all(props["PublicAccessBlockConfiguration"].values())
 
 
+def test_incoming_recordings_expire(template: dict[str, Any]) -> None:
+    rules = template["Resources"]["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert any(rule.get("Prefix") == "inference/incoming/" and rule["ExpirationInDays"] > 0 for rule in rules)
+
+
 def test_every_bucket_denies_plain_http(template: dict[str, Any]) -> None:
     buckets = set(_of_type(template, "AWS::S3::Bucket"))
     policies = _of_type(template, "AWS::S3::BucketPolicy").values()
