@@ -1,0 +1,85 @@
+"""The local SageMaker service for tests: a subprocess on a free port, stopped by its PID.
+
+`sagemaker_service` (session) starts `python -m infra.local.sagemaker` beside the session's moto
+server (S3 for definitions, property files and job data) and points AWS_ENDPOINT_URL_SAGEMAKER and
+AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME at it; `sagemaker` gives a boto3 client on a reset service.
+`start_sagemaker_service(state_dir)` starts one more (tests of persistence across restarts).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from lambdas.shared import aws
+from tests.fixtures.moto import free_port, wait_for_http
+
+
+@dataclass(frozen=True)
+class Service:
+    url: str
+    pid: int
+    state_dir: Path
+    log: Path
+
+    def client(self, service: str = "sagemaker") -> Any:
+        return boto3.session.Session().client(service, region_name="us-east-1", endpoint_url=self.url)
+
+
+@contextmanager
+def start_sagemaker_service(state_dir: Path) -> Iterator[Service]:
+    """Run the service over `state_dir` until the block ends; its log is `state_dir/service.log`."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = state_dir / "service.log"
+    with log.open("ab") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "infra.local.sagemaker", "--host", "127.0.0.1", "--port", str(port),
+             "--state-dir", str(state_dir), "--log-level", "DEBUG"],
+            stdout=log_file, stderr=subprocess.STDOUT, env=dict(os.environ),
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            wait_for_http(f"{url}/_samay/health")
+        except RuntimeError as err:
+            raise RuntimeError(f"{err}; service log:\n{log.read_text()[-3000:]}") from None
+        yield Service(url, proc.pid, state_dir, log)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def sagemaker_service(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    with start_sagemaker_service(tmp_path_factory.mktemp("sagemaker-service")) as service:
+        patch = pytest.MonkeyPatch()
+        patch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", service.url)
+        patch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", service.url)
+        aws.client.cache_clear()
+        try:
+            yield service
+        finally:
+            patch.undo()
+            aws.client.cache_clear()
+
+
+@pytest.fixture
+def sagemaker(sagemaker_service: Service, aws_endpoint: str) -> Any:
+    """A boto3 SageMaker client on an empty service (and an empty moto)."""
+    requests.post(f"{sagemaker_service.url}/_samay/reset", timeout=30).raise_for_status()
+    return sagemaker_service.client()
+
+
+@pytest.fixture
+def s3(aws_endpoint: str) -> Any:
+    return boto3.session.Session().client("s3", region_name="us-east-1")
