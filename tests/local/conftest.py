@@ -7,9 +7,11 @@ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME at it; `sagemaker` gives a boto3 client on a 
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,3 +85,31 @@ def sagemaker(sagemaker_service: Service, aws_endpoint: str) -> Any:
 @pytest.fixture
 def s3(aws_endpoint: str) -> Any:
     return boto3.session.Session().client("s3", region_name="us-east-1")
+
+
+ROLE_ARN = "arn:aws:iam::123456789012:role/samay-sagemaker-execution"
+TERMINAL = ("Succeeded", "Failed", "Stopped")
+
+
+def definition(*steps: dict[str, Any], parameters: list[dict[str, Any]] | None = None) -> str:
+    """A pipeline definition JSON of the shape the SDK writes."""
+    return json.dumps({"Version": "2020-12-01", "Metadata": {}, "Parameters": parameters or [], "Steps": list(steps)})
+
+
+def fail_step(name: str, message: Any) -> dict[str, Any]:
+    return {"Name": name, "Type": "Fail", "Arguments": {"ErrorMessage": message}}
+
+
+def wait_for_execution(client: Any, execution_arn: str, timeout: float = 300.0) -> dict[str, Any]:
+    """DescribePipelineExecution once the execution has ended (the limit only guards a hung run)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        described = client.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
+        if described["PipelineExecutionStatus"] in TERMINAL or time.monotonic() > deadline:
+            return described
+        time.sleep(0.2)
+
+
+def steps_by_name(client: Any, execution_arn: str) -> dict[str, dict[str, Any]]:
+    steps = client.list_pipeline_execution_steps(PipelineExecutionArn=execution_arn)["PipelineExecutionSteps"]
+    return {step["StepName"]: step for step in steps}
