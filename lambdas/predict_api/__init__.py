@@ -1,0 +1,1 @@
+"""samay-predict-api: the synchronous scoring API (API Gateway -> Lambda -> endpoint)."""
