@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.local.sagemaker.exceptions import ResourceInUse, ResourceNotFound
-from infra.local.sagemaker.models.base import Record, make_arn, now, page, public, require
+from infra.local.sagemaker.models.base import Record, make_arn, name_of, now, page, public, require
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class JobsMixin:
         name = request[kind.field("JobName")]
         with self.lock:
             jobs = self._jobs(kind)
-            if name in jobs:
+            if name.lower() in jobs:  # job names are unique regardless of case (the ARN lower-cases them)
                 raise ResourceInUse(f"{kind.prefix} job '{name}' already exists")
             created = now()
             record = {
@@ -64,7 +64,7 @@ class JobsMixin:
             }
             if kind is TRAINING:
                 record["SecondaryStatus"] = "Starting"
-            jobs[name] = record
+            jobs[name.lower()] = record
             self._save()
         self._notify(kind.field("Job"), record[kind.field("JobArn")], "InProgress")
         return public(record)
@@ -73,7 +73,7 @@ class JobsMixin:
                        **results: Any) -> Record:
         """The one place a job's status changes; `results` (e.g. ModelArtifacts) are stored with it."""
         with self.lock:
-            record = self._jobs(kind)[name]
+            record = self._jobs(kind)[name.lower()]
             record.update(results)
             record[kind.field("JobStatus")] = status
             record["LastModifiedTime"] = record[kind.field("EndTime")] = now()
@@ -89,7 +89,7 @@ class JobsMixin:
     def _describe_job(self, kind: JobKind, name: str) -> Record:
         require(name, f"{kind.prefix[0].lower()}{kind.prefix[1:]}JobName")
         with self.lock:
-            record = self._jobs(kind).get(name)
+            record = self._jobs(kind).get(name_of(name).lower())
             if record is None:
                 raise ResourceNotFound(f"Could not find requested job with name {name}")
             return public(record)
@@ -113,7 +113,7 @@ class JobsMixin:
             rows = [
                 {key: record[key] for key in fields if key in record}
                 for name, record in self._jobs(kind).items()
-                if (name_contains or "").lower() in name.lower()
+                if (name_contains or "").lower() in name
                 and status_equals in (None, record[kind.field("JobStatus")])
                 and (creation_time_after is None or record["CreationTime"] > float(creation_time_after))
                 and (creation_time_before is None or record["CreationTime"] < float(creation_time_before))
