@@ -76,6 +76,9 @@ class Checkpoints:
             self._data[stream] = {"created": created, "shards": {}}
             self._save()
 
+    def streams(self) -> dict[str, Any]:
+        return {name: dict(entry) for name, entry in self._data.items()}
+
     def get(self, stream: str, shard_id: str) -> str | None:
         return self._data[stream]["shards"].get(shard_id)
 
@@ -112,13 +115,15 @@ class KinesisPipe:
     """EventBridge Pipe samay-ingest-pipe: every shard of the stream -> PutEvents on the bus."""
 
     def __init__(self, clients: Clients, checkpoints: Checkpoints, stats: Stats, stop: threading.Event,
-                 stream: str = config.STREAM_NAME, bus: str = config.EVENT_BUS_NAME, idle_seconds: float = 0.3) -> None:
+                 stream: str = config.STREAM_NAME, bus: str = config.EVENT_BUS_NAME, idle_seconds: float = 0.5) -> None:
         self.clients, self.checkpoints, self.stats, self.stop = clients, checkpoints, stats, stop
         self.stream, self.bus, self.idle_seconds = stream, bus, idle_seconds
         self.region = clients.env["AWS_DEFAULT_REGION"]
         self._iterators: dict[str, str | None] = {}
         self._stream_arn = ""
         self._created = ""
+        self._bound_at = 0.0
+        self.rebind_seconds = 10.0
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -132,6 +137,10 @@ class KinesisPipe:
                 self.stop.wait(self.idle_seconds)
 
     def _bind(self) -> None:
+        """(Re)read the stream's shards now and then: a re-created stream restarts from its first record."""
+        if self._iterators and time.monotonic() - self._bound_at < self.rebind_seconds:
+            return
+        self._bound_at = time.monotonic()
         summary = self.clients("kinesis").describe_stream_summary(StreamName=self.stream)["StreamDescriptionSummary"]
         created = str(summary["StreamCreationTimestamp"])
         if created != self._created or not self._iterators:

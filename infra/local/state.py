@@ -133,14 +133,16 @@ def pid_alive(pid: int, command: list[str] | None = None) -> bool:
         return False
     except PermissionError:
         return False
-    cmdline = Path(f"/proc/{pid}/cmdline")
     try:
-        parts = cmdline.read_bytes().split(b"\0")
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        parts = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return False  # ended between the probe and the read
     except OSError:
         return True  # no /proc (macOS): the signal probe is all we have
-    if not parts or parts == [b""]:
-        return False  # a zombie has an empty cmdline: it no longer runs
-    if command:
+    if stat.rpartition(")")[2].split()[0] in ("Z", "X"):
+        return False  # a zombie no longer runs; its parent has not collected it yet
+    if command and parts != [b""]:  # the cmdline reads empty for an instant right after exec
         return all(arg.encode() in parts for arg in command[1:3])
     return True
 

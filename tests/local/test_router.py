@@ -16,6 +16,7 @@ from infra.local.functions import FunctionError
 from infra.local.provision import Clients
 from infra.local.state import StateDir
 from lambdas.shared import config
+from tests.fixtures.cloud import wait_until
 
 
 class Recorder:
@@ -30,16 +31,6 @@ class Recorder:
         if len(self.calls) <= self.failures:
             raise FunctionError(name, "TransientError", f"call {len(self.calls)} fails")
         return {"ok": True}
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 @pytest.fixture
@@ -125,8 +116,9 @@ def test_pipe_starts_over_when_the_stream_is_recreated(clients: Clients, tmp_pat
     time.sleep(1)  # creation timestamps have one-second resolution
     provision.ensure_stream(clients)
     put_record(clients, {"n": 1})
+    pipe = make_pipe(clients, tmp_path)
 
-    assert make_pipe(clients, tmp_path).poll_once() == 1
+    assert pipe.poll_once() == 1
 
 
 def test_transient_failure_is_retried_then_succeeds(clients: Clients, tmp_path: Path) -> None:
