@@ -24,6 +24,7 @@ INSTALL_REQUIRES = [
     "werkzeug>=3,<4",
     "requests>=2.31,<3",
     "pyyaml>=6,<7",
+    "plotly>=6,<8",
 ]
 
 EXTRAS = {
