@@ -87,12 +87,12 @@ def test_cli_writes_the_page(seeded: Settings, tmp_path: Path) -> None:
 def test_page_renders_its_charts_in_headless_chromium(seeded: Settings, chromium: str, tmp_path: Path) -> None:
     out = tmp_path / "dash.html"
     out.write_text(page.render(data.collect(seeded)))
-    dom = run_chromium(chromium, out.as_uri(), tmp_path / "profile", "--dump-dom")
+    dom = run_chromium(chromium, out.as_uri(), tmp_path / "profile", "--dump-dom", "--window-size=1400,900")
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert dom.stdout.count('class="main-svg"') >= 6, "plotly drew an SVG per chart"
     assert dom.stdout.count('class="point"') >= 4, "bars were drawn"
-    widths = re.findall(r'<svg class="main-svg"[^>]* width="(\d+)"', dom.stdout)
-    assert len(set(widths[:2])) == 1, f"side-by-side charts got different widths {widths[:2]} (laid out before the grid)"
+    widths = re.findall(r'<svg class="main-svg"[^>]* width="(\d+)"', dom.stdout)[::2]  # two layers per chart
+    assert widths[0] == widths[1], f"side-by-side charts got widths {widths[:2]} (the first was laid out before the grid)"
     shot = Path(os.environ.get("SAMAY_SCREENSHOT", tmp_path / "dash.png"))
     result = run_chromium(chromium, out.as_uri(), tmp_path / "profile2", f"--screenshot={shot}", "--window-size=1400,1800")
     assert result.returncode == 0, result.stderr[-2000:]
