@@ -110,15 +110,42 @@ class FeatureConfig:
         return cls.from_dict(json.loads(path.read_text()))
 
 
+# Slaney mel scale (librosa's default, htk=False): linear below 1 kHz, logarithmic above.
+_F_SP = 200.0 / 3
+_MIN_LOG_HZ = 1000.0
+_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
+_LOGSTEP = np.log(6.4) / 27.0
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    hz = np.asarray(hz, dtype=np.float64)
+    log_part = _MIN_LOG_MEL + np.log(np.maximum(hz, _MIN_LOG_HZ) / _MIN_LOG_HZ) / _LOGSTEP
+    return np.where(hz >= _MIN_LOG_HZ, log_part, hz / _F_SP)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    log_part = _MIN_LOG_HZ * np.exp(_LOGSTEP * (np.maximum(mel, _MIN_LOG_MEL) - _MIN_LOG_MEL))
+    return np.where(mel >= _MIN_LOG_MEL, log_part, mel * _F_SP)
+
+
 @functools.lru_cache(maxsize=16)
 def _mel_filterbank_t(config: FeatureConfig) -> np.ndarray:
-    """(n_fft//2+1, n_mels) float32 Slaney mel filterbank, transposed for `power @ fb`; built once per config."""
-    import librosa
+    """(n_fft//2+1, n_mels) float32 mel filterbank, transposed for `power @ fb`; built once per config.
 
-    fb = librosa.filters.mel(
-        sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax
-    )
-    return np.ascontiguousarray(fb.T, dtype=np.float32)
+    The same triangles and Slaney area normalisation as `librosa.filters.mel` (a test holds them
+    equal), written in numpy so the fast path never imports librosa: its first call JIT-compiles
+    for seconds, which a serving container would pay at start-up.
+    """
+    fft_freqs = np.fft.rfftfreq(config.n_fft, d=1.0 / config.sample_rate)
+    mel_edges = _mel_to_hz(np.linspace(_hz_to_mel(config.fmin), _hz_to_mel(config.fmax), config.n_mels + 2))
+    widths = np.diff(mel_edges)
+    ramps = mel_edges[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_edges[2:] - mel_edges[:-2]))[:, None]
+    return np.ascontiguousarray(weights.T, dtype=np.float32)
 
 
 @functools.lru_cache(maxsize=16)

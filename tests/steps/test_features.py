@@ -149,3 +149,30 @@ def test_extract_windows_rejects_a_recording_shorter_than_one_window() -> None:
 
     assert err.value.reason == "too_short"
     assert "short.wav" in str(err.value)
+
+
+@pytest.mark.parametrize("config", [FeatureConfig(), FeatureConfig(n_fft=512, n_mels=64, fmin=0.0, fmax=1500.0)])
+def test_cached_mel_filterbank_equals_librosa(config: FeatureConfig) -> None:
+    import librosa
+
+    from steps.features import _mel_filterbank_t
+
+    expected = librosa.filters.mel(sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels,
+                                   fmin=config.fmin, fmax=config.fmax)
+    np.testing.assert_allclose(_mel_filterbank_t(config).T, expected, rtol=1e-5, atol=1e-8)
+    assert _mel_filterbank_t(config) is _mel_filterbank_t(config)
+
+
+def test_feature_benchmark_reports_the_three_figures_on_synthetic_audio() -> None:
+    from steps.benchmark import run_feature_benchmark, synthetic_recordings
+
+    config = FeatureConfig()
+    recordings = synthetic_recordings(config, count=2, seconds=6.0)
+
+    result = run_feature_benchmark(recordings, config, repeats=1, source="synthetic")
+
+    figures = result.figures()
+    assert set(figures) == {"speedup_vs_librosa", "max_rel_diff", "audio_seconds_per_second"}
+    assert figures["max_rel_diff"] <= TOLERANCE
+    assert figures["speedup_vs_librosa"] > 0 and figures["audio_seconds_per_second"] > 0
+    assert result.recordings == 2 and result.audio_seconds == pytest.approx(12.0)
