@@ -5,13 +5,14 @@ import io
 import json
 import tarfile
 import textwrap
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
 import boto3
 import pytest
 
-from infra.local.jobs import JobFailed, run_processing_job, run_training_job
+from infra.local.jobs import JobFailed, JobStopped, run_processing_job, run_training_job
 
 BUCKET = "jobs-bucket"
 
@@ -212,6 +213,25 @@ def test_run_processing_job_without_entrypoint_is_client_error(s3, tmp_path: Pat
     del request["AppSpecification"]["ContainerEntrypoint"]
 
     with pytest.raises(JobFailed, match="ContainerEntrypoint is required locally"):
+        run_processing_job(request, tmp_path / "job", tmp_path / "job.log")
+
+
+def test_run_processing_job_stop_event_stops_the_job(s3, tmp_path: Path) -> None:
+    request = processing_request(put(s3, "code/job.py", "import time\ntime.sleep(120)\n"), put_audio(s3, 1))
+    stop = threading.Event()
+    stop.set()
+
+    with pytest.raises(JobStopped, match="^Stopped: "):
+        run_processing_job(request, tmp_path / "job", tmp_path / "job.log", stop=stop)
+
+    assert keys_under(s3, "out/") == []
+
+
+def test_run_processing_job_over_max_runtime_fails(s3, tmp_path: Path) -> None:
+    request = processing_request(put(s3, "code/job.py", "import time\ntime.sleep(120)\n"), put_audio(s3, 1))
+    request["StoppingCondition"] = {"MaxRuntimeInSeconds": 1}
+
+    with pytest.raises(JobFailed, match="MaxRuntimeInSeconds"):
         run_processing_job(request, tmp_path / "job", tmp_path / "job.log")
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from infra.local.jobs.errors import JobFailed
+from infra.local.jobs.errors import JobFailed, JobStopped
 
 logger = logging.getLogger(__name__)
 
@@ -158,8 +158,14 @@ def _first_failure(instances: list[Instance]) -> Instance | None:
     return None
 
 
-def run_instances(instances: list[Instance], log_path: Path, max_runtime_s: float | None = None) -> None:
-    """Run every instance to completion; JobFailed if one exits non-zero or the runtime runs out."""
+def run_instances(
+    instances: list[Instance],
+    log_path: Path,
+    max_runtime_s: float | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Run every instance to completion; JobFailed if one exits non-zero or the runtime runs out,
+    JobStopped once `stop` is set."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     lock = threading.Lock()
     pumps: list[threading.Thread] = []
@@ -172,7 +178,7 @@ def run_instances(instances: list[Instance], log_path: Path, max_runtime_s: floa
                 pump = threading.Thread(target=_pump, args=(instance, instance.process.stdout, job_log, lock), daemon=True)
                 pump.start()
                 pumps.append(pump)
-            failed = _wait(instances, deadline)
+            failed = _wait(instances, deadline, stop)
         finally:
             _stop(instances)
             for pump in pumps:
@@ -182,12 +188,13 @@ def run_instances(instances: list[Instance], log_path: Path, max_runtime_s: floa
         raise JobFailed(f"AlgorithmError: {failed.host} exited with code {code}: {failed.log_tail()}")
 
 
-def _wait(instances: list[Instance], deadline: float | None) -> Instance | None:
+def _wait(instances: list[Instance], deadline: float | None, stop: threading.Event | None) -> Instance | None:
     while True:
+        if stop is not None and stop.is_set():
+            raise JobStopped()
         failed = _first_failure(instances)
         if failed is not None or all(i.process is not None and i.process.poll() == 0 for i in instances):
             return failed
         if deadline is not None and time.monotonic() > deadline:
-            _stop(instances)
             raise JobFailed("ClientError: the job exceeded StoppingCondition.MaxRuntimeInSeconds and was stopped")
         time.sleep(_POLL_SECONDS)

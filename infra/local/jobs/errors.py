@@ -14,3 +14,10 @@ class JobFailed(RuntimeError):
     def __init__(self, reason: str) -> None:
         self.reason = reason if len(reason) <= self.MAX_REASON else reason[: self.MAX_REASON - 3] + "..."
         super().__init__(self.reason)
+
+
+class JobStopped(JobFailed):
+    """The job was stopped on request (StopProcessingJob, StopTrainingJob, StopPipelineExecution)."""
+
+    def __init__(self) -> None:
+        super().__init__("Stopped: the job was stopped on request before it completed")

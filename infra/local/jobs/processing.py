@@ -15,6 +15,7 @@ instance's downloaded copy of a shell entrypoint script has its `/opt/ml` paths 
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -122,7 +123,7 @@ def _exit_message(instances: list[Instance]) -> str | None:
     return "".join(messages)[:MAX_EXIT_MESSAGE] if messages else None
 
 
-def run_processing_job(request: dict, job_dir: Path, log_path: Path) -> dict:
+def run_processing_job(request: dict, job_dir: Path, log_path: Path, stop: threading.Event | None = None) -> dict:
     """Run the job to completion and return its DescribeProcessingJob fields; JobFailed otherwise."""
     started = datetime.now(timezone.utc)
     name = request["ProcessingJobName"]
@@ -130,7 +131,7 @@ def run_processing_job(request: dict, job_dir: Path, log_path: Path) -> dict:
     hosts = host_names(count)
     instances = [_prepare_instance(request, Path(job_dir), host, hosts) for host in hosts]
     max_runtime = request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
-    run_instances(instances, Path(log_path), max_runtime)
+    run_instances(instances, Path(log_path), max_runtime, stop)
     _upload_outputs(request, instances)
     described = {key: value for key, value in request.items() if key != "Tags"}
     described.update(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import os
 import sys
 import tarfile
@@ -33,7 +34,7 @@ from infra.local.jobs.contract import (
     run_instances,
     write_json,
 )
-from infra.local.jobs.errors import JobFailed
+from infra.local.jobs.errors import JobFailed, JobStopped
 from infra.local.jobs.requirements import unmet_requirements
 from lambdas.shared.config import LOCAL_ACCOUNT_ID, Settings
 
@@ -232,7 +233,7 @@ def _failure_reason(job_failed: JobFailed, job_dir: Path, hosts: list[str]) -> s
     return f"AlgorithmError: {failures[0]} | {job_failed.reason}" if failures else job_failed.reason
 
 
-def run_training_job(request: dict, job_dir: Path, log_path: Path) -> dict:
+def run_training_job(request: dict, job_dir: Path, log_path: Path, stop: threading.Event | None = None) -> dict:
     """Run the job to completion and return its DescribeTrainingJob fields; JobFailed otherwise."""
     started = datetime.now(timezone.utc)
     job_dir = Path(job_dir)
@@ -244,7 +245,9 @@ def run_training_job(request: dict, job_dir: Path, log_path: Path) -> dict:
     hosts = host_names(int(request.get("ResourceConfig", {}).get("InstanceCount", 1)))
     instances = [_prepare_instance(request, job_dir, host, hosts, hyperparameters) for host in hosts]
     try:
-        run_instances(instances, Path(log_path), request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds"))
+        run_instances(instances, Path(log_path), request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds"), stop)
+    except JobStopped:
+        raise
     except JobFailed as failed:
         raise JobFailed(_failure_reason(failed, job_dir, hosts)) from failed
     output_prefix = s3io.join_uri(request["OutputDataConfig"]["S3OutputPath"], f"{name}/output")
