@@ -91,8 +91,11 @@ def test_page_renders_its_charts_in_headless_chromium(seeded: Settings, chromium
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert dom.stdout.count('class="main-svg"') >= 6, "plotly drew an SVG per chart"
     assert dom.stdout.count('class="point"') >= 4, "bars were drawn"
-    widths = re.findall(r'<svg class="main-svg"[^>]* width="(\d+)"', dom.stdout)[::2]  # two layers per chart
-    assert widths[0] == widths[1], f"side-by-side charts got widths {widths[:2]} (the first was laid out before the grid)"
+    first, second = (
+        re.search(rf'id="{div}".*?<svg class="main-svg"[^>]* width="(\d+)"', dom.stdout, re.S).group(1)
+        for div in ("chart-over-time", "chart-classes")
+    )
+    assert first == second, f"side-by-side charts got widths {first}, {second} (one laid out before the grid)"
     shot = Path(os.environ.get("SAMAY_SCREENSHOT", tmp_path / "dash.png"))
     result = run_chromium(chromium, out.as_uri(), tmp_path / "profile2", f"--screenshot={shot}", "--window-size=1400,1800")
     assert result.returncode == 0, result.stderr[-2000:]
