@@ -100,7 +100,7 @@ class EndpointHosts:
                 return None
             slot.enter()
         try:
-            return slot.host.invoke(body, content_type, accept)
+            return slot.host.invoke(body, content_type, accept or "application/json")
         finally:
             slot.leave()
 
