@@ -30,7 +30,7 @@ import requests
 from infra.local import provision, snapshot
 from infra.local.provision import Clients
 from infra.local.router import Checkpoints
-from infra.local.state import HOST, CloudRecord, Component, StateDir, free_port, pid_alive
+from infra.local.state import HOST, CloudRecord, Component, StateDir, descendants, free_port, pid_alive
 from lambdas.shared import config
 
 logger = logging.getLogger(__name__)
@@ -127,7 +127,11 @@ def start(state_dir: str | os.PathLike[str] | None = None, *, progress: Progress
     `extra_env` reaches every process (tests use it to give the router their own handlers through
     `router.FUNCTIONS_ENV`, or a short retry backoff).
     """
-    state = StateDir.at(state_dir).ensure()
+    state = StateDir.at(state_dir)
+    try:
+        state.ensure()
+    except OSError as err:
+        raise CloudError(f"cannot use {state.root} as the state dir: {err.strerror}") from err
     with state.locked():
         record = running(state)
         if record is not None:
@@ -208,16 +212,26 @@ def _delivered(state: StateDir) -> dict[str, dict[str, str]]:
 
 
 def terminate(component: Component, grace: float = STOP_GRACE_SECONDS) -> None:
-    """SIGTERM the component's process group, then SIGKILL what is left after `grace` seconds."""
+    """SIGTERM the component's process group, SIGKILL it after `grace` s; then end any leftover descendants."""
+    below = descendants(component.pid)
+    _end(component.pid, component.command, grace)
+    for pid, argv in below:
+        if pid_alive(pid, argv):  # the argv check keeps a recycled PID safe
+            logger.warning("%s left pid %d running; stopping it", component.name, pid)
+            _end(pid, argv, grace)
+    if component.is_alive():
+        raise CloudError(f"{component.name} (pid {component.pid}) survived SIGKILL")
+
+
+def _end(pid: int, command: list[str] | None, grace: float) -> None:
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        _signal(component.pid, sig)
+        _signal(pid, sig)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if not component.is_alive():
-                _reap(component.pid)
+            if not pid_alive(pid, command):
+                _reap(pid)
                 return
             time.sleep(0.1)
-    raise CloudError(f"{component.name} (pid {component.pid}) survived SIGKILL")
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:

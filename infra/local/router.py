@@ -45,6 +45,7 @@ FUNCTIONS_ENV = "SAMAY_LOCAL_FUNCTIONS"  # JSON {function name: "module:attr"}, 
 BACKOFF_ENV = "SAMAY_ROUTER_BACKOFF_SECONDS"
 PIPE_ARN = f"arn:aws:pipes:{config.DEFAULT_REGION}:{config.LOCAL_ACCOUNT_ID}:pipe/{config.PIPE_NAME}"
 PUT_EVENTS_BATCH = 10  # PutEvents takes at most 10 entries
+LONG_POLL_SECONDS = 5  # SQS long polling: few idle requests; stopping waits at most this long
 
 
 class Stats:
@@ -115,7 +116,7 @@ class KinesisPipe:
     """EventBridge Pipe samay-ingest-pipe: every shard of the stream -> PutEvents on the bus."""
 
     def __init__(self, clients: Clients, checkpoints: Checkpoints, stats: Stats, stop: threading.Event,
-                 stream: str = config.STREAM_NAME, bus: str = config.EVENT_BUS_NAME, idle_seconds: float = 0.5) -> None:
+                 stream: str = config.STREAM_NAME, bus: str = config.EVENT_BUS_NAME, idle_seconds: float = 1.0) -> None:
         self.clients, self.checkpoints, self.stats, self.stop = clients, checkpoints, stats, stop
         self.stream, self.bus, self.idle_seconds = stream, bus, idle_seconds
         self.region = clients.env["AWS_DEFAULT_REGION"]
@@ -236,18 +237,20 @@ class AsyncInvoker:
         self.max_attempts, self.backoff_seconds = max_attempts, backoff_seconds
         self.prepare = prepare or (lambda event: event)
         self.region = clients.env["AWS_DEFAULT_REGION"]
+        self._url: str | None = None
 
     def run(self) -> None:
         while not self.stop.is_set():
             try:
-                self.poll_once()
+                self.poll_once(wait_seconds=LONG_POLL_SECONDS)
             except ClientError as err:
                 logger.warning("%s: %s; retrying", self.queue, err.response.get("Error", {}).get("Code", err))
+                self._url = None
                 self.stop.wait(1)
 
     def poll_once(self, wait_seconds: int = 1) -> int:
         sqs = self.clients("sqs")
-        url = provision.queue_url(self.clients, self.queue)
+        url = self._url = self._url or provision.queue_url(self.clients, self.queue)
         messages = sqs.receive_message(
             QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds,
             AttributeNames=["ApproximateReceiveCount"], VisibilityTimeout=360,

@@ -147,6 +147,35 @@ def pid_alive(pid: int, command: list[str] | None = None) -> bool:
     return True
 
 
+def descendants(pid: int) -> list[tuple[int, list[str]]]:
+    """Every process below `pid` (children, grandchildren...) with its argv, from /proc; empty without /proc.
+
+    Jobs and endpoint hosts start their own sessions, so signalling a component's process group
+    does not reach them; `down` collects them first and ends those their parent left behind.
+    """
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append((child, _argv(child)))
+            todo.append(child)
+    return found
+
+
+def _argv(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
 def free_port(host: str = HOST) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from infra.local import cloud as cloud_module
 from infra.local import provision, router
+from infra.local.state import Component, descendants, pid_alive
 from lambdas.shared import config
-from tests.fixtures.cloud import LocalCloud, parse_exports, running_local_cloud, wait_until
+from tests.fixtures.cloud import LocalCloud, parse_exports, running_local_cloud, samay_command, wait_until
 
 pytestmark = pytest.mark.cloud
 
@@ -212,3 +214,26 @@ def test_shared_fixture_upserts_the_pipeline_and_points_os_environ_at_the_cloud(
     assert os.environ["AWS_ENDPOINT_URL"] == local_cloud.env["AWS_ENDPOINT_URL"]
     pipeline = aws.client("sagemaker").describe_pipeline(PipelineName=config.PIPELINE_NAME)
     assert pipeline["PipelineName"] == config.PIPELINE_NAME
+
+
+def test_terminate_also_ends_what_a_component_left_in_its_own_session(tmp_path: Path) -> None:
+    command = ["bash", "-c", "setsid sleep 300 & sleep 300 & wait"]
+    process = subprocess.Popen(command, start_new_session=True)
+    component = Component(name="probe", pid=process.pid, port=0, url="", log="", command=command)
+    children = wait_until(lambda: len(descendants(process.pid)) == 2 and descendants(process.pid), "two children")
+
+    cloud_module.terminate(component, grace=5)
+
+    assert process.wait(timeout=10) is not None
+    assert [pid for pid, argv in children if pid_alive(pid, argv)] == []
+
+
+def test_up_with_a_file_as_state_dir_fails_clearly(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+
+    result = subprocess.run([*samay_command(), "local", "up", "--state-dir", str(not_a_dir), "--no-pipeline"],
+                            capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 1
+    assert "cannot use" in result.stderr and "Traceback" not in result.stderr
