@@ -205,10 +205,9 @@ def _stop_components(state: StateDir, record: CloudRecord, progress: Progress, *
     return stopped
 
 
-def _delivered(state: StateDir) -> dict[str, dict[str, str]]:
+def _delivered(state: StateDir) -> dict[str, Any]:
     """The router's Kinesis checkpoints, so the snapshot keeps only records it has not delivered."""
-    checkpoints = Checkpoints(state.router / "checkpoints.json")
-    return {stream: dict(entry["shards"]) for stream, entry in checkpoints.streams().items()}
+    return Checkpoints(state.router / "checkpoints.json").streams()
 
 
 def terminate(component: Component, grace: float = STOP_GRACE_SECONDS) -> None:

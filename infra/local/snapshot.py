@@ -224,12 +224,15 @@ def _undelivered(kinesis: Any, stream: str, shard_id: str, after: str | None) ->
     return records
 
 
-def _save_kinesis(clients: Clients, folder: Path, delivered: Mapping[str, Mapping[str, str]]) -> int:
+def _save_kinesis(clients: Clients, folder: Path, delivered: Mapping[str, Mapping[str, Any]]) -> int:
     kinesis, count = clients("kinesis"), 0
     for name in kinesis.list_streams().get("StreamNames", []):
+        summary = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+        checkpoint = delivered.get(name, {})
+        # Checkpoints of an earlier incarnation of the stream say nothing about this one's records.
+        done = checkpoint.get("shards", {}) if checkpoint.get("created") == str(summary["StreamCreationTimestamp"]) else {}
         shards = kinesis.list_shards(StreamName=name)["Shards"]
-        records = [r for shard in shards
-                   for r in _undelivered(kinesis, name, shard["ShardId"], delivered.get(name, {}).get(shard["ShardId"]))]
+        records = [r for shard in shards for r in _undelivered(kinesis, name, shard["ShardId"], done.get(shard["ShardId"]))]
         _write_json(folder / f"{name}.json", {"stream": name, "shards": len(shards), "records": records})
         count += len(records)
     return count
@@ -253,9 +256,12 @@ def _restore_kinesis(clients: Clients, folder: Path) -> int:
 
 # --- the whole snapshot ---------------------------------------------------------------------------
 
-def save(clients: Clients, directory: Path, *, kinesis_delivered: Mapping[str, Mapping[str, str]] | None = None,
+def save(clients: Clients, directory: Path, *, kinesis_delivered: Mapping[str, Mapping[str, Any]] | None = None,
          settle_seconds: float = 10.0) -> dict[str, int]:
-    """Write moto's data under `directory` (replacing the previous snapshot); returns counts per service."""
+    """Write moto's data under `directory` (replacing the previous snapshot); returns counts per service.
+
+    `kinesis_delivered` is the router's checkpoint data, {stream: {"created": ..., "shards": {shard: seq}}}.
+    """
     blobs = directory / "blobs"
     blobs.mkdir(parents=True, exist_ok=True)
     build = directory / ".building"

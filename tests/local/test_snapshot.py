@@ -45,8 +45,10 @@ def test_snapshot_round_trip_keeps_data(clients: Clients, tmp_path: Path) -> Non
     shard = first["ShardId"]
 
     # WHEN it is saved (the router delivered record 1), moto forgets everything, and it is restored
-    counts = snapshot.save(clients, tmp_path, kinesis_delivered={config.STREAM_NAME: {shard: first["SequenceNumber"]}},
-                           settle_seconds=0)
+    created = str(kinesis.describe_stream_summary(StreamName=config.STREAM_NAME)["StreamDescriptionSummary"][
+        "StreamCreationTimestamp"])
+    delivered = {config.STREAM_NAME: {"created": created, "shards": {shard: first["SequenceNumber"]}}}
+    counts = snapshot.save(clients, tmp_path, kinesis_delivered=delivered, settle_seconds=0)
     reset_moto(clients)
     restored = snapshot.restore(clients, tmp_path)
 
@@ -91,3 +93,13 @@ def test_second_save_fetches_only_new_bodies_and_drops_deleted_ones(clients: Cli
     snapshot.save(clients, tmp_path, settle_seconds=0)
 
     assert sorted(p.read_bytes() for p in (tmp_path / "blobs").iterdir()) == [b"second"]
+
+
+def test_checkpoint_of_an_earlier_stream_does_not_hide_records(clients: Clients, tmp_path: Path) -> None:
+    first = clients("kinesis").put_record(StreamName=config.STREAM_NAME, Data=b"1", PartitionKey="p")
+    clients("kinesis").put_record(StreamName=config.STREAM_NAME, Data=b"2", PartitionKey="p")
+    stale = {config.STREAM_NAME: {"created": "2000-01-01 00:00:00+00:00", "shards": {first["ShardId"]: first["SequenceNumber"]}}}
+
+    counts = snapshot.save(clients, tmp_path, kinesis_delivered=stale, settle_seconds=0)
+
+    assert counts["kinesis_records"] == 2
