@@ -1,6 +1,11 @@
 """Pipeline executions: start (parameters, ClientRequestToken), describe, list, stop, steps."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from botocore.exceptions import ClientError
 
@@ -137,3 +142,18 @@ def test_unsupported_step_type_fails_the_execution_with_a_clear_reason(sagemaker
     assert described["PipelineExecutionStatus"] == "Failed"
     assert "step type 'Transform' is not supported" in described["FailureReason"]
     assert steps_by_name(sagemaker, arn)["Score"]["StepStatus"] == "Failed"
+
+
+def test_aws_cli_lists_executions_and_steps(sagemaker, sagemaker_service, pipeline):
+    arn = sagemaker.start_pipeline_execution(PipelineName=pipeline)["PipelineExecutionArn"]
+    wait_for_execution(sagemaker, arn)
+    aws_cli = [str(Path(sys.executable).with_name("aws")), "--endpoint-url", sagemaker_service.url, "--output", "json",
+               "sagemaker"]
+
+    executions = subprocess.run([*aws_cli, "list-pipeline-executions", "--pipeline-name", pipeline],
+                                capture_output=True, text=True, check=True)
+    steps = subprocess.run([*aws_cli, "list-pipeline-execution-steps", "--pipeline-execution-arn", arn],
+                           capture_output=True, text=True, check=True)
+
+    assert [e["PipelineExecutionArn"] for e in json.loads(executions.stdout)["PipelineExecutionSummaries"]] == [arn]
+    assert [s["StepName"] for s in json.loads(steps.stdout)["PipelineExecutionSteps"]] == ["Report"]

@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+from infra.local import functions
+from infra.local.sagemaker import executor
+from infra.local.sagemaker.models.backend import SageMakerBackend
 from tests.local.conftest import ROLE_ARN, definition, fail_step, steps_by_name, wait_for_execution
 
 BUCKET = "executor-tests"
@@ -266,3 +269,54 @@ def test_lambda_step_unknown_function_fails_with_lambda_error(sagemaker):
     assert described["PipelineExecutionStatus"] == "Failed"
     assert "Function not found" in described["FailureReason"]
     assert steps_by_name(sagemaker, arn)["Notify"]["StepStatus"] == "Failed"
+
+
+def deploy_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Stands in for a project function in the Lambda step tests: answers from its event."""
+    return {"endpoint_name": f"{event['name']}-endpoint", "replicas": event["replicas"]}
+
+
+def _run_in_process(tmp_path, steps: list[dict[str, Any]], seen: list[tuple[str, str, str]]) -> tuple[Any, str]:
+    backend = SageMakerBackend("123456789012", "us-east-1", tmp_path, launch_execution=executor.launch,
+                               on_status_change=lambda *change: seen.append(change))
+    backend.create_pipeline("InProcess", ROLE_ARN, definition(*steps, parameters=[
+        {"Name": "Replicas", "Type": "Integer", "DefaultValue": 3}]))
+    arn = backend.start_pipeline_execution("InProcess")["PipelineExecutionArn"]
+    while backend.describe_pipeline_execution(arn)["PipelineExecutionStatus"] == "Executing":
+        time.sleep(0.05)
+    return backend, arn
+
+
+def _lambda_step(outputs: list[dict[str, str]]) -> dict[str, Any]:
+    return {"Name": "Deploy", "Type": "Lambda", "FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:samay-test-deploy",
+            "Arguments": {"name": {"Std:Join": {"On": "", "Values": ["lun", "gs"]}}, "replicas": {"Get": "Parameters.Replicas"}},
+            "OutputParameters": outputs}
+
+
+def test_lambda_step_outputs_feed_later_steps(tmp_path, monkeypatch):
+    monkeypatch.setitem(functions.FUNCTIONS, "samay-test-deploy", f"{__name__}:deploy_handler")
+    report = fail_step("Report", {"Std:Join": {"On": " ", "Values": [
+        "deployed", {"Get": "Steps.Deploy.OutputParameters['endpoint_name']"},
+        {"Get": "Steps.Deploy.OutputParameters['replicas']"}]}})
+    seen: list[tuple[str, str, str]] = []
+
+    backend, arn = _run_in_process(tmp_path, [_lambda_step([{"OutputName": "endpoint_name", "OutputType": "String"},
+                                                            {"OutputName": "replicas", "OutputType": "Integer"}]), report], seen)
+
+    assert backend.describe_pipeline_execution(arn)["FailureReason"] == "deployed lungs-endpoint 3"
+    deploy = {s["StepName"]: s for s in backend.list_pipeline_execution_steps(arn)["PipelineExecutionSteps"]}["Deploy"]
+    assert deploy["StepStatus"] == "Succeeded"
+    assert deploy["Metadata"]["Lambda"] == {
+        "Arn": "arn:aws:lambda:us-east-1:123456789012:function:samay-test-deploy",
+        "OutputParameters": [{"Name": "endpoint_name", "Value": "lungs-endpoint"}, {"Name": "replicas", "Value": "3"}]}
+    assert seen == [("PipelineExecution", arn, "Executing"), ("PipelineExecution", arn, "Failed")]
+
+
+def test_lambda_step_missing_declared_output_fails_the_step(tmp_path, monkeypatch):
+    monkeypatch.setitem(functions.FUNCTIONS, "samay-test-deploy", f"{__name__}:deploy_handler")
+
+    backend, arn = _run_in_process(tmp_path, [_lambda_step([{"OutputName": "url", "OutputType": "String"}])], [])
+
+    described = backend.describe_pipeline_execution(arn)
+    assert described["PipelineExecutionStatus"] == "Failed"
+    assert described["FailureReason"] == "Lambda function output does not contain the declared output 'url'"
