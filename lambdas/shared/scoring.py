@@ -225,6 +225,10 @@ class RetryPolicy:
             max_delay_s=float(env.get("SAMAY_INVOKE_BACKOFF_MAX_S", cls.max_delay_s)),
         )
 
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.base_delay_s < 0 or self.max_delay_s < 0:
+            raise ValueError(f"retry policy needs max_attempts >= 1 and non-negative delays, got {self}")
+
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         return random.uniform(0.0, min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1)))

@@ -305,3 +305,42 @@ def test_logs_name_the_reason_and_hold_no_patient_data(cloud: RuntimeStub) -> No
     assert (records["BP1"]["outcome"], records["BP2"]["level"], records["BP2"]["reason"]) == ("OK", "ERROR", "not_wav")
     text = json.dumps(logged)
     assert "kauh_42" not in text and "P R U" not in text
+
+
+def test_model_package_is_looked_up_again_when_the_model_version_changes(cloud: RuntimeStub) -> None:
+    # GIVEN a prediction made by model version 1 (package 3)
+    invoke(event(upload("BP1.wav", wav_bytes(2.0))))
+    # WHEN the endpoint is redeployed with package 4 and starts answering as version 2
+    sagemaker = aws.client("sagemaker")
+    new_arn = PACKAGE_ARN.replace("/3", "/4")
+    sagemaker.create_model(ModelName="samay-m4", PrimaryContainer={"ModelPackageName": new_arn}, ExecutionRoleArn="arn:aws:iam::123456789012:role/samay-sagemaker-execution")
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="samay-c4",
+        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "samay-m4", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}],
+    )
+    sagemaker.delete_endpoint(EndpointName=config.ENDPOINT_NAME)
+    sagemaker.create_endpoint(EndpointName=config.ENDPOINT_NAME, EndpointConfigName="samay-c4")
+    cloud.script({"status": 200, "body": {"label": "COPD", "probabilities": {"COPD": 0.9, "Normal": 0.1}, "model_version": "2", "windows": 1}})
+    invoke(event(upload("BP2.wav", wav_bytes(2.0))))
+    # THEN each prediction names the package that made it
+    assert [(i["recording_id"], i["model_version"], i["model_package_arn"]) for i in items()] == [("BP1", "1", PACKAGE_ARN), ("BP2", "2", new_arn)]
+
+
+def test_unknown_model_package_does_not_stop_the_prediction(cloud: RuntimeStub) -> None:
+    aws.client("sagemaker").delete_endpoint(EndpointName=config.ENDPOINT_NAME)
+    assert invoke(event(upload("BP1.wav", wav_bytes(2.0)))) == {"OK": 1}
+    (item,) = items()
+    assert "model_package_arn" not in item and item["status"] == "OK"
+
+
+def test_redelivery_after_a_crash_between_the_writes_completes_the_s3_line(cloud: RuntimeStub) -> None:
+    # GIVEN a stored item whose S3 line was never written (the first attempt died between the two writes)
+    record = upload("BP1.wav", wav_bytes(2.0))
+    invoke(event(record))
+    (line,) = lines()
+    aws.client("s3").delete_object(Bucket=BUCKET, Key=line["_key"])
+    # WHEN the event is delivered again
+    invoke(event(record))
+    # THEN the same line is back, made from the stored item (same created_at), and still one item
+    (restored,) = lines()
+    assert restored == line and len(items()) == 1 and len(cloud.calls()) == 1

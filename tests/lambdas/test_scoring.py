@@ -184,3 +184,9 @@ def test_model_version_may_be_a_number(runtime_stub: RuntimeStub) -> None:
     scored = score_wav(wav_bytes(1.0), name="a.wav", endpoint_name=ENDPOINT)
     assert scored.prediction.model_version == "7"
     assert json.loads(scored.prediction.model_dump_json())["model_version"] == "7"
+
+
+def test_retry_policy_refuses_nonsense(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAMAY_INVOKE_MAX_ATTEMPTS", "0")
+    with pytest.raises(ValueError, match="max_attempts >= 1"):
+        RetryPolicy.from_env()
