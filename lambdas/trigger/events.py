@@ -39,6 +39,7 @@ class PipeKinesisDetail(BaseModel):
 
 class PipeKinesisEvent(EventBridgeModel):
     detail: PipeKinesisDetail
+    account: str | None = None  # unused here; moto's EventBridge (the local cloud) leaves it out
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,9 @@ def parse_delivery(event: dict[str, Any]) -> Delivery:
     try:
         parsed = parse(event=event, model=PipeKinesisEvent)
     except ValidationError as err:
-        raise InvalidEvent(f"not a Kinesis record from the ingest pipe: {err.error_count()} problem(s)") from err
+        # Locations and messages only: the inputs may hold patient identifiers.
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors(include_url=False)[:3])
+        raise InvalidEvent(f"not a Kinesis record from the ingest pipe ({problems})") from err
     detail = parsed.detail
     arrived = detail.approximateArrivalTimestamp
     arrived_at = datetime.fromtimestamp(arrived, timezone.utc) if arrived is not None else parsed.time

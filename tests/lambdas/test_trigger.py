@@ -322,6 +322,16 @@ def test_event_of_another_shape_is_quarantined(app: ModuleType, lambda_context: 
     assert lines[0]["record"] == event
 
 
+def test_event_without_account_is_still_a_pipe_record(app: ModuleType, lambda_context: LambdaContext) -> None:
+    # GIVEN a pipe event as moto's EventBridge forwards it locally: no `account`
+    record = recording("local", "L0", "p0", "Normal", put_audio("local", "L0", b"l0"))
+    event = pipe_event(encode(record))
+    del event["account"]
+    # WHEN it reaches the handler  THEN the record is taken in as usual
+    assert app.lambda_handler(event, lambda_context)["outcome"] == "ledger"
+    assert set(objects("raw/records/")) == {record["event_id"]}
+
+
 def test_manifest_needs_labelled_recordings(app: ModuleType, lambda_context: LambdaContext) -> None:
     # GIVEN a dataset of one unlabelled recording and its commit
     the_commit = commit("unlabelled", 1)
