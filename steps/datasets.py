@@ -31,7 +31,8 @@ DATASET_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
 ICBHI_PREFIX = "icbhi_"
 ICBHI_NAME = re.compile(
-    r"^(?P<patient>\d{3})_(?P<index>\d+[a-z]\d+)_(?P<location>Tc|Al|Ar|Pl|Pr|Ll|Lr)_(?P<mode>sc|mc)_(?P<device>[A-Za-z0-9]+)$"
+    r"^(?P<patient>\d{3})_(?P<index>\d+[a-z]\d+)_(?P<location>Tc|Al|Ar|Pl|Pr|Ll|Lr)"
+    r"_(?P<mode>sc|mc)_(?P<device>[A-Za-z0-9]+)$"
 )
 ANNOTATION_COLUMNS = ("start", "end", "crackles", "wheezes")
 DUPLICATE_COLUMNS = ("sha256", "file", "recording_id", "patient_id", "diagnosis", "conflict")
@@ -58,7 +59,9 @@ def load_dataset(folder: str | os.PathLike) -> pd.DataFrame:
         raise DatasetError(f"{labels}: not a readable CSV ({exc})") from None
     missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
     if missing:
-        raise DatasetError(f"{labels}: missing required column(s) {', '.join(missing)} (have: {', '.join(frame.columns)})")
+        raise DatasetError(
+            f"{labels}: missing required column(s) {', '.join(missing)} (have: {', '.join(frame.columns)})"
+        )
     frame = _normalise(frame)
     _check_rows(frame, folder, labels)
     return frame
@@ -223,7 +226,9 @@ def _check_rows(frame: pd.DataFrame, folder: Path, labels: Path) -> None:
     absent = ~frame["file"].map(lambda file: (folder / file).is_file())
     if absent.any():
         first = frame.loc[absent, "file"].iloc[0]
-        raise DatasetError(f"{labels}: {int(absent.sum())} file(s) do not exist, e.g. {first} (line(s) {rows_of(absent)})")
+        raise DatasetError(
+            f"{labels}: {int(absent.sum())} file(s) do not exist, e.g. {first} (line(s) {rows_of(absent)})"
+        )
 
 
 def _parse_cycle_line(fields: list[str], path: Path, number: int, line: str) -> tuple[float, float, int, int]:

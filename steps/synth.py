@@ -381,7 +381,9 @@ def _adventitious(
     return signal, present
 
 
-def _high_wheeze(rng: np.random.Generator, signal: np.ndarray, rate: int, start: float, split: float, end: float) -> bool:
+def _high_wheeze(
+    rng: np.random.Generator, signal: np.ndarray, rate: int, start: float, split: float, end: float
+) -> bool:
     length = (end - split) * rng.uniform(0.55, 0.9)
     onset = split + rng.uniform(0.05, 0.15) * (end - split)
     added = _add_tone(signal, rate, onset, length, rng.uniform(400, 900), rng.uniform(-0.15, 0.05), 1.0, (0.35, 0.12))
@@ -390,16 +392,21 @@ def _high_wheeze(rng: np.random.Generator, signal: np.ndarray, rate: int, start:
     return added
 
 
-def _low_wheeze(rng: np.random.Generator, signal: np.ndarray, rate: int, start: float, split: float, end: float) -> bool:
+def _low_wheeze(
+    rng: np.random.Generator, signal: np.ndarray, rate: int, start: float, split: float, end: float
+) -> bool:
     added = False
     for _ in range(int(rng.integers(1, 4))):
         length = rng.uniform(0.2, 0.5)
         onset = rng.uniform(split, max(split, end - length))
-        added |= _add_tone(signal, rate, onset, length, rng.uniform(110, 260), rng.uniform(-0.1, 0.1), 1.8, (0.7, 0.5, 0.3))
+        pitch, glide = rng.uniform(110, 260), rng.uniform(-0.1, 0.1)
+        added |= _add_tone(signal, rate, onset, length, pitch, glide, 1.8, (0.7, 0.5, 0.3))
     return added
 
 
-def _coarse_crackles(rng: np.random.Generator, signal: np.ndarray, rate: int, start: float, split: float, end: float) -> bool:
+def _coarse_crackles(
+    rng: np.random.Generator, signal: np.ndarray, rate: int, start: float, split: float, end: float
+) -> bool:
     """Early-inspiratory and expiratory coarse crackles: long (tau 4-8 ms), low (150-350 Hz)."""
     times = np.concatenate([
         rng.uniform(start, start + 0.5 * (split - start), int(rng.integers(3, 7))),
@@ -408,7 +415,9 @@ def _coarse_crackles(rng: np.random.Generator, signal: np.ndarray, rate: int, st
     return _add_crackles(rng, signal, rate, times, (150, 350), (0.004, 0.008), 4.0)
 
 
-def _fine_crackles(rng: np.random.Generator, signal: np.ndarray, rate: int, start: float, split: float, end: float) -> bool:
+def _fine_crackles(
+    rng: np.random.Generator, signal: np.ndarray, rate: int, start: float, split: float, end: float
+) -> bool:
     """Late-inspiratory fine crackles: short (tau 0.6-1.5 ms), high (600-1400 Hz), many."""
     times = rng.uniform(start + 0.5 * (split - start), split, int(rng.integers(8, 18)))
     return _add_crackles(rng, signal, rate, times, (600, 1400), (0.0006, 0.0015), 5.0)

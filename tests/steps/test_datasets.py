@@ -186,7 +186,9 @@ def test_load_icbhi_reads_the_layout_into_the_dataset_form(tmp_path, nested):
     frame = load_icbhi(root)
 
     assert list(frame.columns[: len(DATASET_COLUMNS)]) == list(DATASET_COLUMNS)
-    assert frame["recording_id"].tolist() == ["101_1b1_Al_sc_Meditron", "104_1b1_Ll_sc_Litt3200", "104_2b3_Tc_mc_AKGC417L"]
+    assert frame["recording_id"].tolist() == [
+        "101_1b1_Al_sc_Meditron", "104_1b1_Ll_sc_Litt3200", "104_2b3_Tc_mc_AKGC417L",
+    ]
     assert frame["patient_id"].tolist() == ["icbhi_101", "icbhi_104", "icbhi_104"]
     assert frame["diagnosis"].tolist() == ["URTI", "COPD", "COPD"]
     assert frame["location"].tolist() == ["Al", "Ll", "Tc"]

@@ -22,7 +22,9 @@ from steps.datasets import (
     parse_cycle_annotations,
 )
 
-KNOWN_DUPLICATES = {frozenset(pair) for pair in (("BP100", "BP101"), ("DP100", "DP101"), ("EP76", "EP77"), ("DP9", "BP9"))}
+KNOWN_DUPLICATES = {
+    frozenset(pair) for pair in (("BP100", "BP101"), ("DP100", "DP101"), ("EP76", "EP77"), ("DP9", "BP9"))
+}
 
 
 @pytest.fixture(scope="module")

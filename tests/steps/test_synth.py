@@ -191,7 +191,8 @@ def test_cli_writes_a_dataset_and_reports_bad_options_clearly(tmp_path):
 
     runner = CliRunner()
     out = tmp_path / "cli"
-    result = runner.invoke(app, ["data", "synth", "--out", str(out), "--patients", "2", "--recordings-per-patient", "1"])
+    args = ["data", "synth", "--out", str(out), "--patients", "2", "--recordings-per-patient", "1"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert len(read_labels(out)) == 2 and "2 recordings of 2 patients" in result.output
 
