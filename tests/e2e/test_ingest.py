@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,7 @@ def ingest_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClou
             aws.client.cache_clear()
 
 
-def ledger_event_ids(s3, bucket: str) -> set[str]:  # noqa: ANN001 (a boto3 client)
+def ledger_event_ids(s3: Any, bucket: str) -> set[str]:
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="raw/records/")
     return {item["Key"].rsplit("/", 1)[1].removesuffix(".jsonl") for page in pages for item in page.get("Contents", [])}
 

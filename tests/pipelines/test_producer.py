@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
-import json
 import wave
 from pathlib import Path
 
