@@ -320,3 +320,15 @@ def test_lambda_step_missing_declared_output_fails_the_step(tmp_path, monkeypatc
     described = backend.describe_pipeline_execution(arn)
     assert described["PipelineExecutionStatus"] == "Failed"
     assert described["FailureReason"] == "Lambda function output does not contain the declared output 'url'"
+
+
+def test_job_name_in_definition_is_a_prefix_suffixed_per_execution(sagemaker, code):
+    step = train_step(code["bundle"])
+    step["Arguments"]["TrainingJobName"] = "samay-train"
+    step["Arguments"]["HyperParameters"]["epochs"] = {"Get": "Parameters.Epochs"}
+
+    arn, described = run(sagemaker, [step], [{"Name": "Epochs", "Type": "Integer", "DefaultValue": 3}])
+
+    assert described["PipelineExecutionStatus"] == "Succeeded", described.get("FailureReason")
+    job = sagemaker.describe_training_job(TrainingJobName=f"samay-train-{arn.rsplit('/', 1)[-1]}")
+    assert job["HyperParameters"]["epochs"] == "3"

@@ -1,6 +1,7 @@
 """The SageMaker Python SDK works unchanged against the local service (AWS_ENDPOINT_URL_SAGEMAKER)."""
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -77,3 +78,18 @@ def test_pipeline_start_wait_raises_when_gate_fails(session):
     assert described["FailureReason"] == "accuracy 0.5 is below 0.7"
     assert [s["StepName"] for s in execution.list_steps()] == ["Fail", "CheckAccuracy"]
     assert [e["PipelineExecutionArn"] for e in pipeline.list_executions()["PipelineExecutionSummaries"]] == [execution.arn]
+
+
+def test_project_pipeline_definition_upserts_with_every_step(session, sagemaker, s3):
+    from pipelines.pipeline import get_pipeline
+
+    s3.create_bucket(Bucket="samay-sdk")
+    pipeline = get_pipeline("us-east-1", role=ROLE_ARN, default_bucket="samay-sdk")
+
+    pipeline.upsert(role_arn=ROLE_ARN)
+
+    described = sagemaker.describe_pipeline(PipelineName=pipeline.name)
+    steps = json.loads(described["PipelineDefinition"])["Steps"]
+    branches = [step for s in steps for key in ("IfSteps", "ElseSteps") for step in s.get("Arguments", {}).get(key, [])]
+    assert [s["Name"] for s in steps + branches] == ["Preprocess", "Train", "Evaluate", "CheckAccuracy",
+                                                      "RegisterModel", "Deploy", "Fail"]

@@ -83,8 +83,24 @@ class JobStepExecutor(StepExecutor):
     kind: ClassVar[JobKind]
     result_fields: ClassVar[tuple[str, ...]] = ()  # what the job runner reports that the record keeps
 
+    @property
+    def resource_name(self) -> str:
+        """With the SDK's `use_custom_job_prefix` the definition names the job: AWS suffixes that prefix."""
+        prefix = self.step.body.get("Arguments", {}).get(self.kind.field("JobName"))
+        if not isinstance(prefix, str):
+            return super().resource_name
+        return re.sub(r"[^a-zA-Z0-9-]", "-", f"{prefix}-{self.context.execution_id}")[:63].rstrip("-")
+
     def local_variables(self) -> dict[str, str]:
         return {self.kind.field("JobName"): self.resource_name}
+
+    def arguments(self) -> Any:
+        """As CreateXJob takes them: HyperParameters and Environment are maps of strings."""
+        arguments = super().arguments()
+        for field_name in ("HyperParameters", "Environment"):
+            if isinstance(arguments.get(field_name), dict):
+                arguments[field_name] = {key: text(value) for key, value in arguments[field_name].items()}
+        return arguments
 
     def run_job(self, request: Record, job_dir: Any, log_path: Any) -> Record:
         raise NotImplementedError

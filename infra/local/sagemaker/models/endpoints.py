@@ -10,7 +10,12 @@ import logging
 import threading
 from typing import Any
 
-from infra.local.sagemaker.exceptions import ModelError, RuntimeValidationError, ValidationException
+from infra.local.sagemaker.exceptions import (
+    ModelError,
+    RuntimeValidationError,
+    ServiceUnavailable,
+    ValidationException,
+)
 from infra.local.sagemaker.hosting import EndpointHosts
 from infra.local.sagemaker.models.base import Record, make_arn, name_of, now, page, public, require
 
@@ -169,7 +174,11 @@ class EndpointsMixin:
         """The model's answer body and content type (runtime InvokeEndpoint)."""
         with self.lock:
             record = self.endpoints.get(endpoint_name.lower())
-        answer = self.hosts.invoke(record["EndpointArn"], body, content_type, accept) if record else None
+        try:
+            answer = self.hosts.invoke(record["EndpointArn"], body, content_type, accept) if record else None
+        except Exception as err:  # the host process died or hung: retryable, as a container restart is on AWS
+            logger.exception("endpoint %s: host did not answer", endpoint_name)
+            raise ServiceUnavailable(f"Endpoint {endpoint_name} did not answer: {err}") from None
         if answer is None:
             raise RuntimeValidationError(f"Endpoint {endpoint_name} of account {self.account} not found.")
         status, payload, answer_type = answer
