@@ -101,3 +101,63 @@ def tiny_dataset(tmp_path: Path) -> TinyDataset:
 def session_dataset(tmp_path_factory: pytest.TempPathFactory) -> TinyDataset:
     """One dataset shared by the slower end-to-end tests (preprocess -> train -> evaluate)."""
     return make_dataset(tmp_path_factory.mktemp("dataset"))
+
+
+def container_source_dir(root: Path) -> Path:
+    """The code folder a SageMaker job gets: steps/ contents at its root plus a steps/ package copy
+    (source_dir=steps, dependencies=[steps]); scripts run from here import the copy, not the repo."""
+    import shutil
+
+    from tests.conftest import REPO_ROOT
+
+    ignore = shutil.ignore_patterns("__pycache__")
+    code = root / "code"
+    shutil.copytree(REPO_ROOT / "steps", code, ignore=ignore)
+    shutil.copytree(REPO_ROOT / "steps", code / "steps", ignore=ignore)
+    return code
+
+
+@dataclass
+class TrainedRun:
+    dataset: TinyDataset
+    splits: Path
+    model_dir: Path
+    output_data_dir: Path
+    tarball_dir: Path
+
+
+TRAIN_HYPERPARAMETERS = ["--epochs", "8", "--batch-size", "16", "--learning-rate", "0.003", "--seed", "7"]
+
+
+@pytest.fixture(scope="session")
+def trained_run(session_dataset: TinyDataset, tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """Preprocess in-process, then Train as the TensorFlow container runs it (env SM_*, source dir,
+    hyperparameters as arguments, --model_dir passed and ignored), then tar the artifact as SageMaker does."""
+    import os
+    import subprocess
+    import sys
+    import tarfile
+
+    from steps import preprocess
+
+    root = tmp_path_factory.mktemp("run")
+    splits = root / "splits"
+    preprocess.main(preprocess.parse_args([
+        "--manifest-dir", str(session_dataset.manifest_dir), "--audio-dir", str(session_dataset.audio_dir),
+        "--output-dir", str(splits), "--resource-config", str(root / "absent.json")]))
+    code = container_source_dir(root)
+    model_dir, output_data_dir = root / "model", root / "output-data"
+    env = {**os.environ, "SM_MODEL_DIR": str(model_dir), "SM_CHANNEL_TRAIN": str(splits / "train"),
+           "SM_CHANNEL_VALIDATION": str(splits / "validation"), "SM_OUTPUT_DATA_DIR": str(output_data_dir),
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run(
+        [sys.executable, "train.py", *TRAIN_HYPERPARAMETERS, "--model_dir", "s3://bucket/checkpoints"],
+        cwd=code, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    tarball_dir = root / "model-tarball"
+    tarball_dir.mkdir()
+    with tarfile.open(tarball_dir / "model.tar.gz", "w:gz") as tar:
+        for path in model_dir.iterdir():
+            tar.add(path, arcname=path.name)
+    return TrainedRun(session_dataset, splits, model_dir, output_data_dir, tarball_dir)

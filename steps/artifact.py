@@ -1,0 +1,88 @@
+"""The model artifact (DESIGN 4.7): what train.py writes into SM_MODEL_DIR and evaluate.py reads back.
+
+Layout (SageMaker tars SM_MODEL_DIR into model.tar.gz):
+    1/                      TensorFlow SavedModel, signature serving_default: float32 [None, frames, mels]
+    code/inference.py       the TF-Serving handler (steps/serving/inference.py)
+    code/steps/__init__.py, code/steps/audio.py, code/steps/features.py
+                            the feature code copied from the steps package that trained the model
+    code/requirements.txt   librosa, soundfile (installed by the TF-Serving container)
+    labels.json             class names in model output order
+    features.json           the FeatureConfig
+    training.json           the training split's label counts (the majority baseline) and the fit summary
+The artifact runs alone: nothing in it refers back to the repository.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tarfile
+from pathlib import Path
+
+import steps
+from steps import audio, features
+from steps.features import FeatureConfig
+
+logger = logging.getLogger(__name__)
+
+MODEL_VERSION = 1
+LABELS_FILE = "labels.json"
+TRAINING_FILE = "training.json"
+STEPS_DIR = Path(steps.__file__).resolve().parent
+HANDLER_SOURCE = STEPS_DIR / "serving" / "inference.py"
+REQUIREMENTS_SOURCE = STEPS_DIR / "requirements.txt"
+FEATURE_MODULES = (audio, features)
+
+
+class ArtifactError(ValueError):
+    """A model artifact is missing a part; the message names it."""
+
+
+def write_code(code_dir: Path) -> None:
+    """code/: the handler plus the exact feature modules this process imported (training's code)."""
+    package = code_dir / "steps"
+    package.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(HANDLER_SOURCE, code_dir / "inference.py")
+    shutil.copyfile(REQUIREMENTS_SOURCE, code_dir / "requirements.txt")
+    (package / "__init__.py").write_text('"""Feature code packaged from the training job\'s steps package."""\n')
+    for module in FEATURE_MODULES:
+        shutil.copyfile(module.__file__, package / Path(module.__file__).name)
+
+
+def export_artifact(model, model_dir: Path, classes: list[str], config: FeatureConfig, training: dict) -> Path:
+    """Write the full artifact into model_dir (SM_MODEL_DIR) and return it."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model.export(str(model_dir / str(MODEL_VERSION)), verbose=False)
+    write_code(model_dir / "code")
+    (model_dir / LABELS_FILE).write_text(json.dumps(list(classes)) + "\n")
+    config.save(model_dir)
+    (model_dir / TRAINING_FILE).write_text(json.dumps(training, indent=2) + "\n")
+    logger.info("artifact written: %s", sorted(p.name for p in model_dir.iterdir()))
+    return model_dir
+
+
+def extract_model_tarball(model_dir: Path, destination: Path) -> Path:
+    """Unpack <model_dir>/model.tar.gz (or accept an already unpacked artifact) into destination."""
+    tarball = model_dir / "model.tar.gz"
+    if tarball.is_file():
+        with tarfile.open(tarball) as tar:
+            tar.extractall(destination, filter="data")
+        return destination
+    if (model_dir / LABELS_FILE).is_file():
+        return model_dir
+    raise ArtifactError(f"{model_dir} holds neither model.tar.gz nor an unpacked model artifact")
+
+
+def savedmodel_dir(artifact_dir: Path) -> Path:
+    """The highest integer version folder (TF Serving's rule)."""
+    versions = [p for p in artifact_dir.iterdir() if p.is_dir() and p.name.isdigit()]
+    if not versions:
+        raise ArtifactError(f"no SavedModel version folder in {artifact_dir}")
+    return max(versions, key=lambda p: int(p.name))
+
+
+def read_artifact_json(artifact_dir: Path, name: str):
+    path = artifact_dir / name
+    if not path.is_file():
+        raise ArtifactError(f"model artifact has no {name}")
+    return json.loads(path.read_text())

@@ -1,0 +1,1 @@
+"""The serving handler shipped in the model artifact as code/inference.py (see steps.artifact)."""
