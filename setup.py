@@ -12,6 +12,7 @@ INSTALL_REQUIRES = [
     "soundfile>=0.13,<0.15",
     "soxr>=0.5,<2",
     "numpy>=1.26,<3",
+    "scipy>=1.11,<2",
     "scikit-learn>=1.5,<2",
     "pandas>=2.2,<4",
     "boto3>=1.35,<2",
