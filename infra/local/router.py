@@ -302,6 +302,18 @@ class AsyncInvoker:
                      message["MessageId"], self.dlq, attempts, error_type)
 
 
+EVENTBRIDGE_FIELDS = ("version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail")
+
+
+def eventbridge_shape(event: dict) -> dict:
+    """The event as an EventBridge rule hands it to a target.
+
+    moto's SQS delivery adds an `ingestion-time` AWS does not send and leaves out `account`.
+    """
+    shaped = {"account": config.LOCAL_ACCOUNT_ID, **event}
+    return {name: shaped[name] for name in EVENTBRIDGE_FIELDS if name in shaped}
+
+
 class S3EventShaper:
     """Brings moto's S3 notification to AWS's shape before the inference function sees it.
 
@@ -364,7 +376,7 @@ class Router:
             "pipe": KinesisPipe(clients, checkpoints, self.stats, self.stop_event).run,
             "trigger": AsyncInvoker(clients, invoke, self.stats, self.stop_event, queue=provision.TRIGGER_QUEUE,
                                     function_name=config.TRIGGER_FUNCTION, dlq=provision.TRIGGER_DLQ,
-                                    backoff_seconds=backoff_seconds).run,
+                                    backoff_seconds=backoff_seconds, prepare=eventbridge_shape).run,
             "inference": AsyncInvoker(clients, invoke, self.stats, self.stop_event, queue=provision.INFERENCE_QUEUE,
                                       function_name=config.INFERENCE_FUNCTION, dlq=provision.INFERENCE_DLQ,
                                       backoff_seconds=backoff_seconds, prepare=S3EventShaper(clients)).run,

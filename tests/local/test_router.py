@@ -55,7 +55,7 @@ def make_pipe(clients: Clients, tmp_path: Path) -> router.KinesisPipe:
 
 def make_invoker(clients: Clients, invoke: Recorder, **kwargs: Any) -> router.AsyncInvoker:
     defaults = dict(queue=provision.TRIGGER_QUEUE, function_name=config.TRIGGER_FUNCTION, dlq=provision.TRIGGER_DLQ,
-                    backoff_seconds=0)
+                    backoff_seconds=0, prepare=router.eventbridge_shape)
     return router.AsyncInvoker(clients, invoke, router.Stats(), threading.Event(), **{**defaults, **kwargs})
 
 
@@ -90,6 +90,8 @@ def test_kinesis_record_reaches_the_trigger_as_an_eventbridge_pipe_event(clients
     assert event["source"] == config.PIPE_EVENT_SOURCE
     assert event["detail-type"] == config.PIPE_DETAIL_TYPE
     assert event["resources"] == [router.PIPE_ARN]
+    assert set(event) == set(router.EVENTBRIDGE_FIELDS)
+    assert event["account"] == config.LOCAL_ACCOUNT_ID and event["region"] == "us-east-1" and event["version"] == "0"
     detail = event["detail"]
     assert detail["eventName"] == "aws:kinesis:record" and detail["eventSource"] == "aws:kinesis"
     assert detail["sequenceNumber"] == sequence and detail["partitionKey"] == "kauh_1"
