@@ -74,16 +74,37 @@ class FetchedObject:
         return hashlib.sha256(self.body).hexdigest()
 
 
-def fetch(obj: IncomingObject) -> FetchedObject:
-    """GetObject of exactly the version the event named; ObjectMissing if it was deleted since."""
-    request = {"Bucket": obj.bucket, "Key": obj.key} | ({"VersionId": obj.version_id} if obj.version_id else {})
+@dataclass(frozen=True)
+class ObjectHead:
+    """Size and uploader metadata of the exact version, known before any byte is downloaded."""
+
+    size: int
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def read_head(obj: IncomingObject) -> ObjectHead:
+    """HeadObject: the real size (the limit is checked on it) and patient_id/location/device."""
+    response = _call(obj, "head_object")
+    return ObjectHead(int(response["ContentLength"]), _known_metadata(response.get("Metadata", {})))
+
+
+def download(obj: IncomingObject) -> bytes:
+    return _call(obj, "get_object")["Body"].read()
+
+
+def _call(obj: IncomingObject, operation: str) -> dict:
+    """HeadObject/GetObject of exactly the version the event named; ObjectMissing if it was deleted since."""
     try:
-        response = aws.client("s3").get_object(**request)
+        return getattr(aws.client("s3"), operation)(**_source(obj))
     except ClientError as err:
-        if err.response["Error"]["Code"] in ("NoSuchKey", "NoSuchVersion", "404"):
-            raise ObjectMissing(obj.name, f"{obj.uri} no longer exists ({err.response['Error']['Code']})") from None
+        code = err.response["Error"]["Code"]
+        if code in ("NoSuchKey", "NoSuchVersion", "404"):
+            raise ObjectMissing(obj.name, f"{obj.uri} no longer exists ({code})") from None
         raise
-    return FetchedObject(response["Body"].read(), _known_metadata(response.get("Metadata", {})))
+
+
+def _source(obj: IncomingObject) -> dict[str, str]:
+    return {"Bucket": obj.bucket, "Key": obj.key} | ({"VersionId": obj.version_id} if obj.version_id else {})
 
 
 def _known_metadata(raw: dict[str, str]) -> dict[str, str]:
@@ -99,8 +120,7 @@ def set_aside(obj: IncomingObject, error: ScoringError) -> str:
     """
     s3 = aws.client("s3")
     base = f"{FAILED_PREFIX}{obj.recording_id}"
-    source = {"Bucket": obj.bucket, "Key": obj.key} | ({"VersionId": obj.version_id} if obj.version_id else {})
-    s3.copy_object(Bucket=obj.bucket, Key=f"{base}.wav", CopySource=source)
+    s3.copy_object(Bucket=obj.bucket, Key=f"{base}.wav", CopySource=_source(obj))
     reason = {
         "recording_id": obj.recording_id,
         "source": obj.uri,

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 
 from lambdas.inference.model_info import ModelPackageLookup
-from lambdas.inference.objects import FetchedObject, IncomingObject, ObjectMissing, fetch, set_aside
+from lambdas.inference.objects import FetchedObject, IncomingObject, ObjectHead, ObjectMissing, download, read_head, set_aside
 from lambdas.shared.config import Settings
 from lambdas.shared.predictions import NO_MODEL_VERSION, Prediction, ensure_line, find_scored, store_prediction
 from lambdas.shared.scoring import RetryPolicy, Scored, ScoringError, check_size, score_wav
@@ -51,11 +51,13 @@ class Processor:
     def process(self, obj: IncomingObject) -> Result:
         if not obj.is_incoming:
             return Result(Outcome.IGNORED)
+        head = ObjectHead(obj.size)
         try:
-            check_size(obj.size, name=obj.name)
-            fetched = fetch(obj)
+            head = read_head(obj)
+            check_size(head.size, name=obj.name)
+            fetched = FetchedObject(download(obj), head.metadata)
         except ScoringError as err:
-            return self._fail(obj, err, FetchedObject(b""))
+            return self._fail(obj, err, FetchedObject(b"", head.metadata))
         existing = find_scored(self.settings.predictions_table, obj.recording_id, fetched.sha256)
         if existing is not None:
             ensure_line(existing, bucket=self.settings.bucket)

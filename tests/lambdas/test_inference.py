@@ -234,12 +234,14 @@ def test_endpoint_down_after_retries_is_failed_with_the_reason(cloud: RuntimeStu
     assert [(i["model_version"], i["status"]) for i in items()] == [("1", "OK"), ("none", "FAILED")]
 
 
-def test_oversized_object_is_failed_before_download(cloud: RuntimeStub) -> None:
-    record = upload("BP1.wav", wav_bytes(1.0))
-    record["s3"]["object"]["size"] = 7_000_000
+def test_oversized_object_is_failed_without_download(cloud: RuntimeStub) -> None:
+    # GIVEN an upload larger than one endpoint call may carry
+    record = upload("BP1.wav", wav_bytes(1.0) + bytes(6_000_000), {"patient_id": "kauh_1"})
+    # WHEN it is processed THEN it is FAILED on its size (metadata kept), copied aside, never sent
     assert invoke(event(record)) == {"FAILED": 1}
     (item,) = items()
-    assert item["error_reason"] == "too_large" and "inference/failed/BP1.wav" in failed_keys()
+    assert (item["error_reason"], item["patient_id"]) == ("too_large", "kauh_1")
+    assert "audio_sha256" not in item and "inference/failed/BP1.wav" in failed_keys()
     assert cloud.calls() == []
 
 
@@ -259,11 +261,12 @@ def test_different_audio_under_a_scored_id_is_set_aside(cloud: RuntimeStub) -> N
     assert "inference/failed/BP1.wav" in failed_keys()
 
 
-def test_transient_storage_error_retries_the_event_after_the_other_records(cloud: RuntimeStub) -> None:
-    # GIVEN a notification whose second record names a bucket S3 cannot serve (an infrastructure fault, not bad audio)
+def test_s3_error_retries_the_event_after_the_other_records(cloud: RuntimeStub) -> None:
+    # GIVEN a notification whose second record S3 answers with an error (a 400, not "the object is gone"):
+    # a fault of the infrastructure, not of the audio
     good = upload("BP1.wav", wav_bytes(2.0))
     broken = copy.deepcopy(good)
-    broken["s3"]["bucket"]["name"] = "samay-missing-bucket"
+    broken["s3"]["object"]["versionId"] = "not-a-version-id"
     # WHEN it is processed THEN the good record is stored and the event fails so Lambda retries it
     with pytest.raises(app.RecordsNotProcessed, match="1 of 2 records"):
         invoke(event(good, broken))
