@@ -84,7 +84,7 @@ def ensure_model(name: str, package_arn: str, role_arn: str) -> None:
             )
         )
         existing = aws.client("sagemaker").describe_model(ModelName=name)
-    served = existing.get("PrimaryContainer", {}).get("ModelPackageName")
+    served = _served_package(existing)
     if served != package_arn:
         raise ModelNameConflict(name, str(served), package_arn)
 
@@ -117,6 +117,12 @@ def ensure_endpoint(name: str, config: str) -> str:
         raise EndpointBusy(name, status)
     aws.client("sagemaker").update_endpoint(EndpointName=name, EndpointConfigName=config)
     return "updated"
+
+
+def _served_package(model: dict[str, Any]) -> str | None:
+    """The package a model serves, whether described as PrimaryContainer or as Containers[0]."""
+    container = model.get("PrimaryContainer") or next(iter(model.get("Containers") or []), {})
+    return container.get("ModelPackageName")
 
 
 def _configs_of(endpoint: dict[str, Any]) -> set[str]:

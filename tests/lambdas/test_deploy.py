@@ -1,13 +1,16 @@
-"""The deploy Lambda against moto's SageMaker: create, repeat, refuse; update in place (see xfail)."""
+"""The deploy Lambda: create, repeat and refuse against moto's SageMaker; update in place against the
+local cloud's SageMaker service, because moto 5.2 implements no UpdateEndpoint (its server answers 500)."""
 from __future__ import annotations
 
+import io
 import json
+import tarfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from lambdas.deploy import app
 from lambdas.deploy.endpoint import endpoint_config_name, model_name
@@ -92,28 +95,6 @@ def test_repeated_deploy_changes_nothing(aws_endpoint: str) -> None:
     assert after == before
 
 
-@pytest.mark.xfail(
-    raises=ClientError,
-    strict=True,
-    reason="moto 5.2 implements no UpdateEndpoint (its server answers HTTP 500); "
-    "runs for real against the local cloud's SageMaker",
-)
-def test_deploy_of_new_package_updates_endpoint_in_place(aws_endpoint: str) -> None:
-    # GIVEN the endpoint serves version 1 and version 2 is registered and Approved
-    register_package()
-    app.lambda_handler(load_event("deploy_request"), LambdaContext())
-    second = register_package()
-    # WHEN version 2 is deployed
-    result = app.lambda_handler(load_event("deploy_request", model_package_arn=second), LambdaContext())
-    # THEN the same endpoint now runs a new config for the new model
-    assert result["action"] == "updated"
-    assert result["model_name"] == "samay-lung-sound-v2"
-    endpoint = aws.client("sagemaker").describe_endpoint(EndpointName=ENDPOINT_NAME)
-    assert result["endpoint_config_name"] in (
-        endpoint["EndpointConfigName"], endpoint.get("PendingDeploymentSummary", {}).get("EndpointConfigName"),
-    )
-
-
 @pytest.mark.parametrize("status", ["PendingManualApproval", "Rejected"])
 def test_deploy_refuses_package_not_approved(aws_endpoint: str, status: str) -> None:
     # GIVEN a package that is not Approved
@@ -155,3 +136,112 @@ def test_names_are_derived_from_the_package_and_stay_within_limits() -> None:
     assert len(long_name) == 63 and long_name != model_name(long_endpoint, arn.replace("/12", "/13"))
     unversioned = model_name("samay-lung-sound", "arn:aws:sagemaker:us-east-1:123456789012:model-package/solo")
     assert unversioned.startswith("samay-lung-sound-") and len(unversioned) == len("samay-lung-sound-") + 12
+
+
+HANDLER = '''
+import json
+
+
+def input_handler(data, context):
+    return json.dumps({"instances": [[1.0, 2.0]]})
+
+
+def output_handler(response, context):
+    return json.dumps({"predictions": json.loads(response.content)["predictions"], "tag": "TAG"}), "application/json"
+'''
+
+
+@pytest.fixture(scope="module")
+def savedmodel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import tensorflow as tf
+
+    class Doubler(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
+        def serve(self, x):
+            return {"y": x * 2.0}
+
+    root = tmp_path_factory.mktemp("savedmodel")
+    module = Doubler()
+    tf.saved_model.save(module, str(root / "1"), signatures={"serving_default": module.serve})
+    return root
+
+
+@pytest.fixture
+def local_sagemaker(aws_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The local cloud's SageMaker service (it implements UpdateEndpoint and runs endpoints) beside moto."""
+    from tests.local.conftest import start_sagemaker_service
+
+    with start_sagemaker_service(tmp_path / "sagemaker") as service:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", service.url)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", service.url)
+        aws.client.cache_clear()
+        yield service
+    aws.client.cache_clear()
+
+
+def register_artifact(savedmodel: Path, tag: str) -> str:
+    """An Approved package whose artifact answers with `tag` (so a test can tell versions apart)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        archive.add(savedmodel / "1", arcname="1")
+        handler = HANDLER.replace("TAG", tag).encode()
+        info = tarfile.TarInfo("code/inference.py")
+        info.size = len(handler)
+        archive.addfile(info, io.BytesIO(handler))
+    s3 = aws.client("s3")
+    if "samay-test" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket="samay-test")
+    s3.put_object(Bucket="samay-test", Key=f"{tag}/model.tar.gz", Body=buffer.getvalue())
+    sm = aws.client("sagemaker")
+    if not sm.list_model_package_groups()["ModelPackageGroupSummaryList"]:
+        sm.create_model_package_group(ModelPackageGroupName=MODEL_PACKAGE_GROUP)
+    return sm.create_model_package(
+        ModelPackageGroupName=MODEL_PACKAGE_GROUP,
+        ModelApprovalStatus="Approved",
+        InferenceSpecification={
+            "Containers": [{"Image": "tensorflow-inference", "ModelDataUrl": f"s3://samay-test/{tag}/model.tar.gz"}],
+            "SupportedContentTypes": ["audio/wav"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+    )["ModelPackageArn"]
+
+
+def settled(endpoint_name: str) -> dict[str, Any]:
+    """The endpoint once it is no longer Creating/Updating (the bound only guards a hung host)."""
+    sm = aws.client("sagemaker")
+    deadline = time.monotonic() + 300
+    while True:
+        described = sm.describe_endpoint(EndpointName=endpoint_name)
+        if described["EndpointStatus"] not in ("Creating", "Updating") or time.monotonic() > deadline:
+            return described
+        time.sleep(0.5)
+
+
+def tag_served(endpoint_name: str) -> str:
+    runtime = aws.client("sagemaker-runtime")
+    body = runtime.invoke_endpoint(EndpointName=endpoint_name, Body=b"RIFF", ContentType="audio/wav")["Body"].read()
+    return json.loads(body)["tag"]
+
+
+def test_new_package_updates_the_running_endpoint_in_place(local_sagemaker, savedmodel: Path) -> None:
+    # GIVEN the endpoint serves version 1 (running on the local SageMaker's endpoint host)
+    first = register_artifact(savedmodel, "A")
+    created = app.lambda_handler(load_event("deploy_request", model_package_arn=first), LambdaContext())
+    assert created["action"] == "created"
+    assert settled(ENDPOINT_NAME)["EndpointStatus"] == "InService"
+    assert tag_served(ENDPOINT_NAME) == "A"
+    # WHEN version 2 is registered and deployed
+    second = register_artifact(savedmodel, "B")
+    updated = app.lambda_handler(load_event("deploy_request", model_package_arn=second), LambdaContext())
+    # THEN the same endpoint moves to a new config for the new model, and a replay changes nothing
+    assert updated == {
+        "endpoint_name": ENDPOINT_NAME,
+        "endpoint_config_name": "samay-lung-sound-v2-m5-large-x1",
+        "model_name": "samay-lung-sound-v2",
+        "action": "updated",
+    }
+    endpoint = settled(ENDPOINT_NAME)
+    assert (endpoint["EndpointStatus"], endpoint["EndpointConfigName"]) == ("InService", updated["endpoint_config_name"])
+    assert tag_served(ENDPOINT_NAME) == "B"
+    replay = app.lambda_handler(load_event("deploy_request", model_package_arn=second), LambdaContext())
+    assert replay == {**updated, "action": "unchanged"}
