@@ -54,11 +54,12 @@ def handle(event: S3Event, processor: Processor) -> dict[str, int]:
     """Process every record; return the count per outcome, raise after the loop if any record must be retried."""
     outcomes: Counter[str] = Counter()
     for record in event.records:
-        obj = IncomingObject.from_record(record)
         try:
+            obj = IncomingObject.from_record(record)
             result = processor.process(obj)
         except Exception as err:  # noqa: BLE001 (one record's fault must not stop the others; re-raised below)
-            logger.exception("record will be retried", extra={"key": obj.key, "error_type": type(err).__name__})
+            key = record.get("s3", {}).get("object", {}).get("key")
+            logger.exception("record will be retried", extra={"key": key, "error_type": type(err).__name__})
             outcomes["RETRY"] += 1
             continue
         outcomes[result.outcome.value] += 1

@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 
 class Outcome(str, enum.Enum):
+    """Where one object ended: a new OK or FAILED prediction, nothing new (already stored), or not ours."""
+
     OK = "OK"
     FAILED = "FAILED"
     DUPLICATE = "DUPLICATE"
@@ -42,13 +44,14 @@ class Result:
 
 @dataclass
 class Processor:
-    """What scoring needs, created once per container."""
+    """Scores and stores one object at a time: settings of this invocation, the model-package cache of the container."""
 
     settings: Settings
     models: ModelPackageLookup
     policy: RetryPolicy
 
     def process(self, obj: IncomingObject) -> Result:
+        """Head (size, metadata) -> download -> same bytes already scored? -> score -> store; never raises for bad audio."""
         if not obj.is_incoming:
             return Result(Outcome.IGNORED)
         head = ObjectHead(obj.size)
