@@ -25,8 +25,7 @@ code therefore render byte-identical JSON, and step caching can hit.
 """
 from __future__ import annotations
 
-import logging
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 
 import boto3
@@ -63,8 +62,7 @@ from lambdas.shared.config import (
 )
 from pipelines.staging import staged_steps_dir
 from steps.metrics import ACCURACY_JSON_PATH, BASELINE_JSON_PATH
-
-logger = logging.getLogger(__name__)
+from steps.model import TrainingConfig
 
 # The newest TensorFlow the SDK has training and serving images for (the jobs run TF 2.x
 # SavedModel code that is version-agnostic within 2.x); training images of 2.19 are py312 only.
@@ -77,6 +75,7 @@ CACHE = CacheConfig(enable_caching=True, expire_after="P30D")
 EVALUATION_REPORT = "EvaluationReport"
 PROCESSING = "/opt/ml/processing"
 PREPROCESS_OUTPUTS = ("train", "validation", "test", "report")
+TRAINING = TrainingConfig()  # the script's own defaults: one source for hyperparameters
 
 
 @dataclass(frozen=True)
@@ -106,13 +105,32 @@ class PipelineParameters:
             processing_instance_type=ParameterString("ProcessingInstanceType", default_value="ml.m5.xlarge"),
             processing_instance_count=ParameterInteger("ProcessingInstanceCount", default_value=1),
             training_instance_type=ParameterString("TrainingInstanceType", default_value="ml.m5.xlarge"),
-            epochs=ParameterInteger("Epochs", default_value=20),
+            epochs=ParameterInteger("Epochs", default_value=TRAINING.epochs),
             endpoint_instance_type=ParameterString("EndpointInstanceType", default_value="ml.m5.large"),
             min_subjects_per_class=ParameterInteger("MinSubjectsPerClass", default_value=2),
         )
 
-    def all(self) -> list:
-        return list(astuple(self))
+    def all(self) -> list[ParameterString | ParameterInteger | ParameterFloat]:
+        """In declaration order (the order the definition lists them), the objects themselves."""
+        return [getattr(self, field.name) for field in fields(self)]
+
+
+@dataclass(frozen=True)
+class _Build:
+    """What every step helper needs: where jobs run, as whom, with which code, writing where."""
+
+    session: PipelineSession
+    role: str
+    code_dir: str
+    bucket: str
+    prefix: str
+    params: PipelineParameters
+
+    def output_uri(self, step: str, output: str) -> Join:
+        """`s3://<bucket>/pipelines/<execution-id>/<step>/<output>` (DESIGN 4.3)."""
+        return Join(
+            on="/", values=["s3:/", self.bucket, "pipelines", ExecutionVariables.PIPELINE_EXECUTION_ID, step, output]
+        )
 
 
 def get_pipeline(
@@ -130,17 +148,16 @@ def get_pipeline(
     the standard `AWS_ENDPOINT_URL*` variables name, so the same call targets AWS or the local cloud.
     """
     session = sagemaker_session or pipeline_session(region, default_bucket or Settings.from_env().bucket)
-    role = role or default_role(session)
     bucket = session.default_bucket()
     params = PipelineParameters.declare(bucket)
-    code_dir = str(staged_steps_dir())
+    build = _Build(session, role or default_role(session), str(staged_steps_dir()), bucket, base_job_prefix, params)
 
-    preprocess = _preprocess_step(params, session, role, code_dir, bucket, base_job_prefix)
-    train = _train_step(params, session, role, code_dir, bucket, base_job_prefix, preprocess)
+    preprocess = _preprocess_step(build)
+    train = _train_step(build, preprocess)
     report = PropertyFile(name=EVALUATION_REPORT, output_name="evaluation", path="evaluation.json")
-    evaluate = _evaluate_step(params, session, role, code_dir, bucket, base_job_prefix, preprocess, train, report)
-    register = _register_step(params, session, role, train, evaluate)
-    deploy = _deploy_step(params, session, role, region, register)
+    evaluate = _evaluate_step(build, preprocess, train, report)
+    register = _register_step(build, train, evaluate)
+    deploy = _deploy_step(build, region, register)
     fail = _fail_step(params, evaluate, report)
     check = _check_accuracy_step(params, evaluate, report, if_steps=[register, deploy], else_steps=[fail])
 
@@ -164,23 +181,18 @@ def default_role(session: PipelineSession) -> str:
     return f"arn:aws:iam::{account}:role/{SAGEMAKER_ROLE_NAME}"
 
 
-def _output_uri(bucket: str, step: str, output: str) -> Join:
-    """`s3://<bucket>/pipelines/<execution-id>/<step>/<output>` (DESIGN 4.3)."""
-    return Join(on="/", values=["s3:/", bucket, "pipelines", ExecutionVariables.PIPELINE_EXECUTION_ID, step, output])
-
-
-def _framework_processor(session: PipelineSession, role: str, instance_type, instance_count, base_job_name: str) -> FrameworkProcessor:
+def _framework_processor(build: _Build, instance_count: ParameterInteger | int, job: str) -> FrameworkProcessor:
     """A processor on the TensorFlow image: librosa comes from steps/requirements.txt at job start."""
     return FrameworkProcessor(
         estimator_cls=TensorFlow,
         framework_version=TF_VERSION,
         py_version=PY_VERSION,
-        image_uri=_image_uri(session, "training"),
-        role=role,
-        instance_type=instance_type,
+        image_uri=_image_uri(build.session, "training"),
+        role=build.role,
+        instance_type=build.params.processing_instance_type,
         instance_count=instance_count,
-        base_job_name=base_job_name,
-        sagemaker_session=session,
+        base_job_name=f"{build.prefix}-{job}",
+        sagemaker_session=build.session,
     )
 
 
@@ -201,14 +213,14 @@ def _tensorflow_image(region: str, scope: str) -> str:
     )
 
 
-def _preprocess_step(params: PipelineParameters, session, role, code_dir, bucket, prefix) -> ProcessingStep:
-    processor = _framework_processor(
-        session, role, params.processing_instance_type, params.processing_instance_count, f"{prefix}-preprocess"
-    )
+def _preprocess_step(build: _Build) -> ProcessingStep:
+    """Features and patient-grouped splits; the audio is sharded over ProcessingInstanceCount hosts."""
+    params = build.params
+    processor = _framework_processor(build, params.processing_instance_count, "preprocess")
     step_args = processor.run(
         code="preprocess.py",
-        source_dir=code_dir,
-        dependencies=[code_dir],
+        source_dir=build.code_dir,
+        dependencies=[build.code_dir],
         inputs=[
             ProcessingInput(
                 input_name="manifest", source=params.input_data_url, destination=f"{PROCESSING}/input/manifest"
@@ -224,7 +236,7 @@ def _preprocess_step(params: PipelineParameters, session, role, code_dir, bucket
             ProcessingOutput(
                 output_name=name,
                 source=f"{PROCESSING}/output/{name}",
-                destination=_output_uri(bucket, "Preprocess", name),
+                destination=build.output_uri("Preprocess", name),
             )
             for name in PREPROCESS_OUTPUTS
         ],
@@ -233,25 +245,30 @@ def _preprocess_step(params: PipelineParameters, session, role, code_dir, bucket
     return ProcessingStep(name="Preprocess", step_args=step_args, cache_config=CACHE)
 
 
-def _train_step(params: PipelineParameters, session, role, code_dir, bucket, prefix, preprocess: ProcessingStep) -> TrainingStep:
+def _train_step(build: _Build, preprocess: ProcessingStep) -> TrainingStep:
     estimator = TensorFlow(
         entry_point="train.py",
-        source_dir=code_dir,
-        dependencies=[code_dir],
+        source_dir=build.code_dir,
+        dependencies=[build.code_dir],
         framework_version=TF_VERSION,
         py_version=PY_VERSION,
-        image_uri=_image_uri(session, "training"),
-        role=role,
-        instance_type=params.training_instance_type,
+        image_uri=_image_uri(build.session, "training"),
+        role=build.role,
+        instance_type=build.params.training_instance_type,
         instance_count=1,
-        base_job_name=f"{prefix}-train",
-        output_path=_output_uri(bucket, "Train", "model"),
+        base_job_name=f"{build.prefix}-train",
+        output_path=build.output_uri("Train", "model"),
         # No S3 checkpoint dir: train.py writes SM_MODEL_DIR; an S3 model_dir would carry a job name.
         model_dir=False,
         disable_profiler=True,
         debugger_hook_config=False,
-        hyperparameters={"epochs": params.epochs, "batch-size": 32, "learning-rate": 0.001, "seed": 42},
-        sagemaker_session=session,
+        hyperparameters={
+            "epochs": build.params.epochs,
+            "batch-size": TRAINING.batch_size,
+            "learning-rate": TRAINING.learning_rate,
+            "seed": TRAINING.seed,
+        },
+        sagemaker_session=build.session,
     )
     outputs = preprocess.properties.ProcessingOutputConfig.Outputs
     step_args = estimator.fit(
@@ -262,15 +279,13 @@ def _train_step(params: PipelineParameters, session, role, code_dir, bucket, pre
     return TrainingStep(name="Train", step_args=step_args, cache_config=CACHE)
 
 
-def _evaluate_step(
-    params: PipelineParameters, session, role, code_dir, bucket, prefix,
-    preprocess: ProcessingStep, train: TrainingStep, report: PropertyFile,
-) -> ProcessingStep:
-    processor = _framework_processor(session, role, params.processing_instance_type, 1, f"{prefix}-evaluate")
+def _evaluate_step(build: _Build, preprocess: ProcessingStep, train: TrainingStep, report: PropertyFile) -> ProcessingStep:
+    """Scores the test patients only; evaluation.json becomes the EvaluationReport property file."""
+    processor = _framework_processor(build, 1, "evaluate")
     step_args = processor.run(
         code="evaluate.py",
-        source_dir=code_dir,
-        dependencies=[code_dir],
+        source_dir=build.code_dir,
+        dependencies=[build.code_dir],
         inputs=[
             ProcessingInput(
                 input_name="model",
@@ -287,7 +302,7 @@ def _evaluate_step(
             ProcessingOutput(
                 output_name="evaluation",
                 source=f"{PROCESSING}/evaluation",
-                destination=_output_uri(bucket, "Evaluate", "evaluation"),
+                destination=build.output_uri("Evaluate", "evaluation"),
             )
         ],
     )
@@ -314,7 +329,7 @@ def _check_accuracy_step(
     )
 
 
-def _register_step(params: PipelineParameters, session, role, train: TrainingStep, evaluate: ProcessingStep) -> _RegisterModelStep:
+def _register_step(build: _Build, train: TrainingStep, evaluate: ProcessingStep) -> _RegisterModelStep:
     """Register the artifact as-is (it carries its own code/inference.py) with its evaluation attached.
 
     Built from `_RegisterModelStep`, the step class ModelStep wraps, because ModelStep always
@@ -322,10 +337,10 @@ def _register_step(params: PipelineParameters, session, role, train: TrainingSte
     """
     evaluation_uri = evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri
     model = Model(
-        image_uri=_image_uri(session, "inference"),
+        image_uri=_image_uri(build.session, "inference"),
         model_data=train.properties.ModelArtifacts.S3ModelArtifacts,
-        role=role,
-        sagemaker_session=session,
+        role=build.role,
+        sagemaker_session=build.session,
     )
     step_args = model.register(
         content_types=["audio/wav"],
@@ -333,7 +348,7 @@ def _register_step(params: PipelineParameters, session, role, train: TrainingSte
         inference_instances=INFERENCE_INSTANCES,
         transform_instances=INFERENCE_INSTANCES,
         model_package_group_name=MODEL_PACKAGE_GROUP,
-        approval_status=params.model_approval_status,
+        approval_status=build.params.model_approval_status,
         model_metrics=ModelMetrics(
             model_statistics=MetricsSource(
                 content_type="application/json", s3_uri=Join(on="/", values=[evaluation_uri, "evaluation.json"])
@@ -344,16 +359,18 @@ def _register_step(params: PipelineParameters, session, role, train: TrainingSte
     return _RegisterModelStep(name="RegisterModel", step_args=step_args.create_model_package_request)
 
 
-def _deploy_step(params: PipelineParameters, session, role: str, region: str, register: _RegisterModelStep) -> LambdaStep:
-    account = role.split(":")[4]
+def _deploy_step(build: _Build, region: str, register: _RegisterModelStep) -> LambdaStep:
+    """samay-deploy in the role's account; the endpoint's model runs as the pipeline's role."""
+    account = build.role.split(":")[4]
+    function_arn = f"arn:aws:lambda:{region}:{account}:function:{DEPLOY_FUNCTION}"
     return LambdaStep(
         name="Deploy",
-        lambda_func=Lambda(function_arn=f"arn:aws:lambda:{region}:{account}:function:{DEPLOY_FUNCTION}", session=session),
+        lambda_func=Lambda(function_arn=function_arn, session=build.session),
         inputs={
             "model_package_arn": register.properties.ModelPackageArn,
             "endpoint_name": ENDPOINT_NAME,
-            "instance_type": params.endpoint_instance_type,
-            "role_arn": role,
+            "instance_type": build.params.endpoint_instance_type,
+            "role_arn": build.role,
         },
         outputs=[
             LambdaOutput(output_name=name, output_type=LambdaOutputTypeEnum.String)

@@ -12,6 +12,7 @@ import requests
 
 from lambdas.shared import aws
 from steps.metrics import ACCURACY_JSON_PATH, BASELINE_JSON_PATH
+from steps.model import TrainingConfig
 
 BUCKET = "samay-test"
 REGION = "us-east-1"
@@ -70,7 +71,7 @@ def test_parameters_are_declared_with_their_defaults(definition: dict[str, Any])
         "ProcessingInstanceType": ("String", "ml.m5.xlarge"),
         "ProcessingInstanceCount": ("Integer", 1),
         "TrainingInstanceType": ("String", "ml.m5.xlarge"),
-        "Epochs": ("Integer", 20),
+        "Epochs": ("Integer", TrainingConfig().epochs),
         "EndpointInstanceType": ("String", "ml.m5.large"),
         "MinSubjectsPerClass": ("Integer", 2),
     }
@@ -125,6 +126,10 @@ def test_training_runs_train_py_with_the_epochs_parameter(definition: dict[str, 
     train = steps_by_name(definition)["Train"]["Arguments"]
     hyperparameters = train["HyperParameters"]
     assert hyperparameters["epochs"] == {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.Epochs"}]}}
+    defaults = TrainingConfig()
+    assert (hyperparameters["batch-size"], hyperparameters["learning-rate"], hyperparameters["seed"]) == (
+        str(defaults.batch_size), str(defaults.learning_rate), str(defaults.seed),
+    )
     assert hyperparameters["sagemaker_program"] == '"train.py"'
     assert "model_dir" not in hyperparameters
     assert train["ResourceConfig"]["InstanceType"] == {"Get": "Parameters.TrainingInstanceType"}
