@@ -118,6 +118,30 @@ def test_describe_model_unknown_is_validation_exception(sagemaker):
     assert "Could not find model" in err.value.response["Error"]["Message"]
 
 
+def test_delete_model_then_describe_is_validation_exception(sagemaker):
+    sagemaker.create_model(ModelName="gone", ExecutionRoleArn=ROLE_ARN, PrimaryContainer={"Image": "i"})
+    assert [m["ModelName"] for m in sagemaker.list_models()["Models"]] == ["gone"]
+
+    sagemaker.delete_model(ModelName="gone")
+
+    with pytest.raises(ClientError) as err:
+        sagemaker.describe_model(ModelName="gone")
+    assert err.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_create_endpoint_config_then_describe_then_delete(sagemaker):
+    name = _config(sagemaker, "cfg", "s3://b/m.tar.gz")
+
+    described = sagemaker.describe_endpoint_config(EndpointConfigName=name)
+    sagemaker.delete_endpoint_config(EndpointConfigName=name)
+
+    assert described["EndpointConfigArn"] == "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/config-cfg"
+    assert described["ProductionVariants"][0]["ModelName"] == "model-cfg"
+    with pytest.raises(ClientError) as err:
+        sagemaker.describe_endpoint_config(EndpointConfigName=name)
+    assert err.value.response["Error"]["Code"] == "ValidationException"
+
+
 def test_create_endpoint_config_unknown_model_is_validation_exception(sagemaker):
     with pytest.raises(ClientError) as err:
         sagemaker.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from infra.local import functions
+from infra.local.router import FUNCTIONS_ENV
 from infra.local.sagemaker import executor
 from infra.local.sagemaker.models.backend import SageMakerBackend
 from tests.local.conftest import ROLE_ARN, definition, fail_step, steps_by_name, wait_for_execution
@@ -294,7 +294,7 @@ def _lambda_step(outputs: list[dict[str, str]]) -> dict[str, Any]:
 
 
 def test_lambda_step_outputs_feed_later_steps(tmp_path, monkeypatch):
-    monkeypatch.setitem(functions.FUNCTIONS, "samay-test-deploy", f"{__name__}:deploy_handler")
+    monkeypatch.setenv(FUNCTIONS_ENV, json.dumps({"samay-test-deploy": f"{__name__}:deploy_handler"}))
     report = fail_step("Report", {"Std:Join": {"On": " ", "Values": [
         "deployed", {"Get": "Steps.Deploy.OutputParameters['endpoint_name']"},
         {"Get": "Steps.Deploy.OutputParameters['replicas']"}]}})
@@ -313,7 +313,7 @@ def test_lambda_step_outputs_feed_later_steps(tmp_path, monkeypatch):
 
 
 def test_lambda_step_missing_declared_output_fails_the_step(tmp_path, monkeypatch):
-    monkeypatch.setitem(functions.FUNCTIONS, "samay-test-deploy", f"{__name__}:deploy_handler")
+    monkeypatch.setenv(FUNCTIONS_ENV, json.dumps({"samay-test-deploy": f"{__name__}:deploy_handler"}))
 
     backend, arn = _run_in_process(tmp_path, [_lambda_step([{"OutputName": "url", "OutputType": "String"}])], [])
 

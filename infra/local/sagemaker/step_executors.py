@@ -7,12 +7,15 @@ catches it and carries on.
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from infra.local import functions, jobs
+from infra.local.router import FUNCTIONS_ENV
 from infra.local.sagemaker.definition import StepSpec
 from infra.local.sagemaker.exceptions import SageMakerError
 from infra.local.sagemaker.expressions import Evaluator, text
@@ -178,7 +181,7 @@ class LambdaStepExecutor(StepExecutor):
     def execute(self, arguments: Any) -> StepResult:
         function_arn = self.step.body.get("FunctionArn", "")
         try:
-            answer = functions.invoke_function(function_arn, arguments)
+            answer = functions.invoke_function(function_arn, arguments, functions=_function_table())
         except (functions.FunctionNotFound, functions.FunctionError) as err:
             raise StepFailed(self.step.name, str(err)) from None
         outputs = {spec["OutputName"]: self._output(answer, spec) for spec in self.step.body.get("OutputParameters", [])}
@@ -201,6 +204,11 @@ class FailStepExecutor(StepExecutor):
         message = text(arguments.get("ErrorMessage", "")) if isinstance(arguments, dict) else ""
         self.record_metadata({"Fail": {"ErrorMessage": message}})
         raise StepFailed(self.step.name, message)
+
+
+def _function_table() -> dict[str, str]:
+    """The project's functions, with the same test overrides the event router honours."""
+    return {**functions.FUNCTIONS, **json.loads(os.environ.get(FUNCTIONS_ENV, "{}"))}
 
 
 STEP_EXECUTORS: dict[str, type[StepExecutor]] = {
