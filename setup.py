@@ -24,6 +24,8 @@ INSTALL_REQUIRES = [
     "flask>=3,<4",
     "werkzeug>=3,<4",
     "requests>=2.31,<3",
+    "packaging>=23",
+    "orjson>=3.9,<4",
     "pyyaml>=6,<7",
     "plotly>=6,<8",
 ]
