@@ -281,6 +281,9 @@ def inventory(env: Mapping[str, str]) -> dict[str, Any]:
         "Dead letters (trigger)": lambda: _queue_depth(clients, provision.TRIGGER_DLQ),
         "Dead letters (inference)": lambda: _queue_depth(clients, provision.INFERENCE_DLQ),
         "Pipelines": lambda: len(clients("sagemaker").list_pipelines()["PipelineSummaries"]),
+        "Pipeline executions": lambda: sum(
+            len(page["PipelineExecutionSummaries"]) for page in clients("sagemaker")
+            .get_paginator("list_pipeline_executions").paginate(PipelineName=config.PIPELINE_NAME)),
         "Model packages": lambda: len(clients("sagemaker").list_model_packages(
             ModelPackageGroupName=config.MODEL_PACKAGE_GROUP)["ModelPackageSummaryList"]),
         "Endpoints": lambda: len(clients("sagemaker").list_endpoints()["Endpoints"]),

@@ -214,6 +214,28 @@ def test_shared_fixture_upserts_the_pipeline_and_points_os_environ_at_the_cloud(
     assert os.environ["AWS_ENDPOINT_URL"] == local_cloud.env["AWS_ENDPOINT_URL"]
     pipeline = aws.client("sagemaker").describe_pipeline(PipelineName=config.PIPELINE_NAME)
     assert pipeline["PipelineName"] == config.PIPELINE_NAME
+    assert pipeline["RoleArn"] == provision.ROLE_ARN
+
+
+def test_aws_cli_lists_the_pipelines_executions_and_status_counts_them(local_cloud: LocalCloud) -> None:
+    aws = Path(sys.executable).parent / "aws"
+
+    result = subprocess.run([str(aws), "sagemaker", "list-pipeline-executions", "--pipeline-name", config.PIPELINE_NAME],
+                            capture_output=True, text=True, env={**local_cloud.process_env, **local_cloud.env},
+                            timeout=120, check=True)
+
+    executions = json.loads(result.stdout)["PipelineExecutionSummaries"]
+    assert table_rows(local_cloud.cli("status").stdout)["Pipeline executions"] == [str(len(executions))]
+
+
+def table_rows(text: str) -> dict[str, list[str]]:
+    """Rows of the rich tables in `text`: first cell -> the other cells."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        if cells:
+            rows[cells[0]] = cells[1:]
+    return rows
 
 
 def test_terminate_also_ends_what_a_component_left_in_its_own_session(tmp_path: Path) -> None:
