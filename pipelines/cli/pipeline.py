@@ -159,7 +159,7 @@ def executions_table(pipeline_name: str, summaries: list[dict[str, Any]]) -> Tab
         table.add_row(
             summary["PipelineExecutionArn"].rsplit("/", 1)[-1],
             _styled(state),
-            str(summary.get("StartTime", "")),
+            _when(summary.get("StartTime")),
             summary.get("PipelineExecutionDisplayName", ""),
         )
     return table
@@ -175,11 +175,15 @@ def steps_table(execution_arn: str, steps: list[dict[str, Any]], execution_statu
             step["StepName"],
             _step_type(step),
             _styled(step.get("StepStatus", "?")),
-            str(step.get("StartTime", "")),
-            str(step.get("EndTime", "")),
+            _when(step.get("StartTime")),
+            _when(step.get("EndTime")),
             step.get("FailureReason", ""),
         )
     return table
+
+
+def _when(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if hasattr(moment, "strftime") else ""
 
 
 def _step_type(step: dict[str, Any]) -> str:

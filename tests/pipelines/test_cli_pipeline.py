@@ -76,3 +76,53 @@ def test_status_without_executions(cli_env) -> None:
     result = invoke("status")
     assert result.exit_code == 0, result.output
     assert "has no executions yet" in result.output
+
+
+@pytest.fixture
+def local_sagemaker(cli_env, tmp_path, monkeypatch: pytest.MonkeyPatch):
+    """The local cloud's SageMaker service beside moto: it runs executions (moto only records them)."""
+    from tests.local.conftest import start_sagemaker_service
+
+    with start_sagemaker_service(tmp_path / "sagemaker") as service:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", service.url)
+        aws.client.cache_clear()
+        yield aws.client("sagemaker")
+    aws.client.cache_clear()
+
+
+def create_pipeline(sm, name: str, steps: list[dict]) -> None:
+    definition = {"Version": "2020-12-01", "Metadata": {}, "Parameters": [], "Steps": steps}
+    sm.create_pipeline(PipelineName=name, PipelineDefinition=json.dumps(definition), RoleArn=ROLE)
+
+
+def test_run_wait_exits_non_zero_with_the_fail_steps_message(local_sagemaker) -> None:
+    # GIVEN a pipeline whose only step is a Fail step
+    create_pipeline(local_sagemaker, "Gate", [{"Name": "Fail", "Type": "Fail", "Arguments": {"ErrorMessage": "accuracy 0.41 < 0.7"}}])
+    # WHEN it runs with --wait
+    result = invoke("run", "--name", "Gate", "--wait", "--poll", "0.2")
+    # THEN the command fails and prints the execution's and the step's reason
+    assert result.exit_code == 1
+    assert "Failed" in result.output and "step Fail: accuracy 0.41 < 0.7" in result.output
+
+
+def test_run_wait_succeeds_and_status_lists_the_steps(local_sagemaker) -> None:
+    # GIVEN a pipeline of one condition whose branches are empty (it succeeds without jobs)
+    create_pipeline(local_sagemaker, "Trivial", [
+        {"Name": "Check", "Type": "Condition", "Arguments": {
+            "Conditions": [{"Type": "GreaterThanOrEqualTo", "LeftValue": 1, "RightValue": 0}], "IfSteps": [], "ElseSteps": []}},
+    ])
+    # WHEN it runs with --wait, then status is asked
+    ran = invoke("run", "--name", "Trivial", "--wait", "--poll", "0.2")
+    status = invoke("status", "--name", "Trivial")
+    # THEN the run exits 0 and status shows the execution and its step
+    assert ran.exit_code == 0, ran.output
+    assert "Succeeded" in ran.output
+    assert status.exit_code == 0, status.output
+    assert "Succeeded" in status.output and "Check" in status.output
+
+
+def test_the_local_sagemaker_accepts_the_upserted_definition(local_sagemaker) -> None:
+    result = invoke("upsert", "--role", ROLE)
+    assert result.exit_code == 0, result.output
+    stored = json.loads(local_sagemaker.describe_pipeline(PipelineName="PredictionsSamayPipeline")["PipelineDefinition"])
+    assert [step["Name"] for step in stored["Steps"]] == ["Preprocess", "Train", "Evaluate", "CheckAccuracy"]
