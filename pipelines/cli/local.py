@@ -50,12 +50,12 @@ def up(
             return
         if not no_pipeline:
             spinner.update("Upserting the pipeline through the SageMaker SDK...")
-            _upsert_pipeline(record.env)
+            upsert_pipeline(record.env)
     console.print(f"[bold green]Local cloud up[/] (state dir {state_dir.resolve()}). "
                   'Point a shell at it with: eval "$(samay local env)"')
 
 
-def _upsert_pipeline(env: Mapping[str, str]) -> None:
+def upsert_pipeline(env: Mapping[str, str]) -> None:
     """`get_pipeline(...).upsert(role_arn=...)` against the local SageMaker service, as a user would."""
     os.environ.update(env)
     from lambdas.shared import aws, config
