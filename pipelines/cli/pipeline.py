@@ -115,8 +115,15 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
 
 def pipeline_parameters(sm: Any, pipeline_name: str) -> list[str]:
     """Names of the parameters the upserted definition declares."""
-    definition = json.loads(sm.describe_pipeline(PipelineName=pipeline_name)["PipelineDefinition"])
-    return [parameter["Name"] for parameter in definition.get("Parameters", [])]
+    from botocore.exceptions import ClientError
+
+    try:
+        described = sm.describe_pipeline(PipelineName=pipeline_name)
+    except ClientError as err:
+        if "could not find pipeline" in err.response.get("Error", {}).get("Message", "").lower():
+            fail(f"pipeline {pipeline_name} does not exist in SageMaker yet: run `samay pipeline upsert` first")
+        raise
+    return [parameter["Name"] for parameter in json.loads(described["PipelineDefinition"]).get("Parameters", [])]
 
 
 def execution_steps(sm: Any, execution_arn: str) -> list[dict[str, Any]]:

@@ -68,7 +68,8 @@ def test_run_refuses_a_malformed_pair(cli_env) -> None:
 def test_run_of_a_pipeline_never_upserted_says_so(cli_env) -> None:
     result = invoke("run")
     assert result.exit_code == 1
-    assert "DescribePipeline refused" in result.output
+    assert "pipeline PredictionsSamayPipeline does not exist in SageMaker yet" in result.output
+    assert "samay pipeline upsert" in result.output
 
 
 def test_status_without_executions(cli_env) -> None:
