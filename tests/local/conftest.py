@@ -7,10 +7,12 @@ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME at it; `sagemaker` gives a boto3 client on a 
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -113,3 +115,74 @@ def wait_for_execution(client: Any, execution_arn: str, timeout: float = 300.0) 
 def steps_by_name(client: Any, execution_arn: str) -> dict[str, dict[str, Any]]:
     steps = client.list_pipeline_execution_steps(PipelineExecutionArn=execution_arn)["PipelineExecutionSteps"]
     return {step["StepName"]: step for step in steps}
+
+
+# ---- a tiny model artifact (DESIGN 4.7 shape) for endpoint tests ---------------------------------
+
+ENDPOINT_BUCKET = "endpoint-tests"
+HANDLER = '''
+import json
+
+
+def input_handler(data, context):
+    if context.request_content_type != "text/csv":
+        raise ValueError(f"content type {context.request_content_type} is not text/csv")
+    return json.dumps({"instances": [[float(v) for v in data.read().decode().split(",")]]})
+
+
+def output_handler(response, context):
+    predictions = json.loads(response.content)["predictions"]
+    return json.dumps({"tag": "TAG", "predictions": predictions}), "application/json"
+'''
+
+
+@pytest.fixture(scope="session")
+def savedmodel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import tensorflow as tf
+
+    class Doubler(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
+        def serve(self, x):
+            return {"y": x * 2.0}
+
+    root = tmp_path_factory.mktemp("savedmodel")
+    module = Doubler()
+    tf.saved_model.save(module, str(root / "1"), signatures={"serving_default": module.serve})
+    return root
+
+
+@pytest.fixture
+def artifacts(s3, savedmodel: Path) -> dict[str, str]:
+    """Two artifacts of the same model whose handlers tag their answers "A" and "B"."""
+    s3.create_bucket(Bucket=ENDPOINT_BUCKET)
+    uris = {}
+    for tag in ("A", "B"):
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            archive.add(savedmodel / "1", arcname="1")
+            data = HANDLER.replace("TAG", tag).encode()
+            info = tarfile.TarInfo("code/inference.py")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        s3.put_object(Bucket=ENDPOINT_BUCKET, Key=f"{tag}/model.tar.gz", Body=buffer.getvalue())
+        uris[tag] = f"s3://{ENDPOINT_BUCKET}/{tag}/model.tar.gz"
+    return uris
+
+
+def endpoint_config(sagemaker: Any, name: str, model_data_url: str) -> str:
+    """Model `model-<name>` and endpoint config `config-<name>` serving `model_data_url`."""
+    sagemaker.create_model(ModelName=f"model-{name}", ExecutionRoleArn=ROLE_ARN,
+                           PrimaryContainer={"Image": "local/tfs", "ModelDataUrl": model_data_url})
+    sagemaker.create_endpoint_config(EndpointConfigName=f"config-{name}", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": f"model-{name}", "InitialInstanceCount": 1,
+        "InstanceType": "ml.m5.large"}])
+    return f"config-{name}"
+
+
+def wait_for_endpoint(sagemaker: Any, name: str) -> dict[str, Any]:
+    """DescribeEndpoint once it is no longer Creating or Updating."""
+    while True:
+        described = sagemaker.describe_endpoint(EndpointName=name)
+        if described["EndpointStatus"] not in ("Creating", "Updating"):
+            return described
+        time.sleep(0.2)

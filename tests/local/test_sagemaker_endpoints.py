@@ -2,84 +2,16 @@
 updated to a second artifact without dropping a request."""
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.local.conftest import ROLE_ARN
-
-BUCKET = "endpoint-tests"
-HANDLER = '''
-import json
-
-
-def input_handler(data, context):
-    if context.request_content_type != "text/csv":
-        raise ValueError(f"content type {context.request_content_type} is not text/csv")
-    return json.dumps({"instances": [[float(v) for v in data.read().decode().split(",")]]})
-
-
-def output_handler(response, context):
-    predictions = json.loads(response.content)["predictions"]
-    return json.dumps({"tag": "TAG", "predictions": predictions}), "application/json"
-'''
-
-
-@pytest.fixture(scope="module")
-def savedmodel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import tensorflow as tf
-
-    class Doubler(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
-        def serve(self, x):
-            return {"y": x * 2.0}
-
-    root = tmp_path_factory.mktemp("savedmodel")
-    module = Doubler()
-    tf.saved_model.save(module, str(root / "1"), signatures={"serving_default": module.serve})
-    return root
-
-
-@pytest.fixture
-def artifacts(s3, savedmodel: Path) -> dict[str, str]:
-    """Two artifacts of the same model whose handlers tag their answers "A" and "B"."""
-    s3.create_bucket(Bucket=BUCKET)
-    uris = {}
-    for tag in ("A", "B"):
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-            archive.add(savedmodel / "1", arcname="1")
-            data = HANDLER.replace("TAG", tag).encode()
-            info = tarfile.TarInfo("code/inference.py")
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-        s3.put_object(Bucket=BUCKET, Key=f"{tag}/model.tar.gz", Body=buffer.getvalue())
-        uris[tag] = f"s3://{BUCKET}/{tag}/model.tar.gz"
-    return uris
-
-
-def _config(sagemaker: Any, name: str, model_data_url: str) -> str:
-    sagemaker.create_model(ModelName=f"model-{name}", ExecutionRoleArn=ROLE_ARN,
-                           PrimaryContainer={"Image": "local/tfs", "ModelDataUrl": model_data_url})
-    sagemaker.create_endpoint_config(EndpointConfigName=f"config-{name}", ProductionVariants=[{
-        "VariantName": "AllTraffic", "ModelName": f"model-{name}", "InitialInstanceCount": 1,
-        "InstanceType": "ml.m5.large"}])
-    return f"config-{name}"
-
-
-def _wait_until_settled(sagemaker: Any, name: str) -> dict[str, Any]:
-    while True:
-        described = sagemaker.describe_endpoint(EndpointName=name)
-        if described["EndpointStatus"] not in ("Creating", "Updating"):
-            return described
-        time.sleep(0.2)
+from tests.local.conftest import ENDPOINT_BUCKET as BUCKET
+from tests.local.conftest import ROLE_ARN, endpoint_config, wait_for_endpoint
 
 
 def _invoke(runtime: Any, name: str, body: bytes = b"1,2", content_type: str = "text/csv") -> dict[str, Any]:
@@ -130,7 +62,7 @@ def test_delete_model_then_describe_is_validation_exception(sagemaker):
 
 
 def test_create_endpoint_config_then_describe_then_delete(sagemaker):
-    name = _config(sagemaker, "cfg", "s3://b/m.tar.gz")
+    name = endpoint_config(sagemaker, "cfg", "s3://b/m.tar.gz")
 
     described = sagemaker.describe_endpoint_config(EndpointConfigName=name)
     sagemaker.delete_endpoint_config(EndpointConfigName=name)
@@ -161,9 +93,9 @@ def test_create_endpoint_unknown_config_is_validation_exception(sagemaker):
 
 def test_create_endpoint_missing_artifact_ends_failed_with_reason(sagemaker, s3):
     s3.create_bucket(Bucket=BUCKET)
-    sagemaker.create_endpoint(EndpointName="broken", EndpointConfigName=_config(sagemaker, "broken", f"s3://{BUCKET}/absent.tar.gz"))
+    sagemaker.create_endpoint(EndpointName="broken", EndpointConfigName=endpoint_config(sagemaker, "broken", f"s3://{BUCKET}/absent.tar.gz"))
 
-    described = _wait_until_settled(sagemaker, "broken")
+    described = wait_for_endpoint(sagemaker, "broken")
 
     assert described["EndpointStatus"] == "Failed"
     assert f"s3://{BUCKET}/absent.tar.gz" in described["FailureReason"]
@@ -171,10 +103,10 @@ def test_create_endpoint_missing_artifact_ends_failed_with_reason(sagemaker, s3)
 
 def test_endpoint_lifecycle_serves_updates_without_dropping_requests_then_deletes(sagemaker, sagemaker_service, artifacts):
     runtime = sagemaker_service.client("sagemaker-runtime")
-    arn = sagemaker.create_endpoint(EndpointName="lungs", EndpointConfigName=_config(sagemaker, "a", artifacts["A"]))["EndpointArn"]
+    arn = sagemaker.create_endpoint(EndpointName="lungs", EndpointConfigName=endpoint_config(sagemaker, "a", artifacts["A"]))["EndpointArn"]
     assert sagemaker.describe_endpoint(EndpointName="lungs")["EndpointStatus"] == "Creating"
 
-    described = _wait_until_settled(sagemaker, "lungs")
+    described = wait_for_endpoint(sagemaker, "lungs")
 
     assert described["EndpointStatus"] == "InService", described.get("FailureReason")
     assert described["EndpointArn"] == arn == "arn:aws:sagemaker:us-east-1:123456789012:endpoint/lungs"
@@ -194,8 +126,8 @@ def test_endpoint_lifecycle_serves_updates_without_dropping_requests_then_delete
 
     invoker = threading.Thread(target=keep_invoking)
     invoker.start()
-    sagemaker.update_endpoint(EndpointName="lungs", EndpointConfigName=_config(sagemaker, "b", artifacts["B"]))
-    updated = _wait_until_settled(sagemaker, "lungs")
+    sagemaker.update_endpoint(EndpointName="lungs", EndpointConfigName=endpoint_config(sagemaker, "b", artifacts["B"]))
+    updated = wait_for_endpoint(sagemaker, "lungs")
     stop.set()
     invoker.join()
 
@@ -223,11 +155,11 @@ def test_endpoint_lifecycle_serves_updates_without_dropping_requests_then_delete
 
 def test_update_endpoint_not_in_service_is_validation_exception(sagemaker, s3):
     s3.create_bucket(Bucket=BUCKET)
-    sagemaker.create_endpoint(EndpointName="busy", EndpointConfigName=_config(sagemaker, "busy", f"s3://{BUCKET}/absent.tar.gz"))
+    sagemaker.create_endpoint(EndpointName="busy", EndpointConfigName=endpoint_config(sagemaker, "busy", f"s3://{BUCKET}/absent.tar.gz"))
 
     with pytest.raises(ClientError) as err:
         sagemaker.update_endpoint(EndpointName="busy", EndpointConfigName="config-busy")
 
     assert err.value.response["Error"]["Code"] == "ValidationException"
     assert "Cannot update in-progress endpoint" in err.value.response["Error"]["Message"]
-    _wait_until_settled(sagemaker, "busy")
+    wait_for_endpoint(sagemaker, "busy")
