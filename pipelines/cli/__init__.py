@@ -5,6 +5,8 @@ the commands that need them so `samay --help` stays instant.
 """
 from __future__ import annotations
 
+import logging
+
 import typer
 
 from pipelines.cli import bench, dashboard, data, demo, deploy, local, pipeline, predict, push, quicksight
@@ -21,4 +23,8 @@ for _module in (local, data, push, pipeline, predict, dashboard, quicksight, dep
 
 
 def main() -> None:
+    # Configured before any SageMaker SDK import: the SDK calls logging.basicConfig(level=INFO) on
+    # import (sagemaker/experiments/_metrics.py), which would flood the terminal with botocore chatter.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
     app()
