@@ -24,6 +24,12 @@ class SageMakerError(Exception):
         return {"__type": self.code, "message": self.message, **self.fields}
 
 
+class InternalFailure(SageMakerError):
+    """A bug in this service: answered as JSON, never as an HTML stack trace."""
+
+    status = 500
+
+
 class ValidationException(SageMakerError):
     code = "ValidationException"
 

@@ -16,7 +16,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.serving import make_server
 
 from infra.local.sagemaker import executor
-from infra.local.sagemaker.exceptions import SageMakerError, UnknownOperationException
+from infra.local.sagemaker.exceptions import InternalFailure, SageMakerError, UnknownOperationException
 from infra.local.sagemaker.hosting import HostFactory, start_endpoint_host
 from infra.local.sagemaker.models.backend import BackendDict, SageMakerBackend
 from infra.local.sagemaker.models.base import StatusCallback
@@ -78,9 +78,7 @@ def create_app(state_dir: Path, on_status_change: StatusCallback | None = None,
     @app.errorhandler(Exception)
     def internal_error(err: Exception) -> Response:
         logger.exception("unhandled error in %s", request.headers.get("X-Amz-Target", request.path))
-        failure = SageMakerError(f"{type(err).__name__}: {err}")
-        failure.status = 500
-        return error_response(failure)
+        return error_response(InternalFailure(f"{type(err).__name__}: {err}"))
 
     return app
 
