@@ -74,6 +74,7 @@ INFERENCE_INSTANCES = ["ml.m5.large", "ml.m5.xlarge", "ml.c5.large", "ml.c5.xlar
 CACHE = CacheConfig(enable_caching=True, expire_after="P30D")
 EVALUATION_REPORT = "EvaluationReport"
 PROCESSING = "/opt/ml/processing"
+RESOURCE_CONFIG = "/opt/ml/config/resourceconfig.json"
 PREPROCESS_OUTPUTS = ("train", "validation", "test", "report")
 TRAINING = TrainingConfig()  # the script's own defaults: one source for hyperparameters
 
@@ -240,7 +241,15 @@ def _preprocess_step(build: _Build) -> ProcessingStep:
             )
             for name in PREPROCESS_OUTPUTS
         ],
-        arguments=["--min-subjects-per-class", params.min_subjects_per_class.to_string()],
+        # Every container path is passed explicitly (the scripts' defaults are the same paths): a
+        # runner without /opt/ml, like the local cloud's, remaps what it can see in the arguments.
+        arguments=[
+            "--manifest-dir", f"{PROCESSING}/input/manifest",
+            "--audio-dir", f"{PROCESSING}/input/audio",
+            "--output-dir", f"{PROCESSING}/output",
+            "--resource-config", RESOURCE_CONFIG,
+            "--min-subjects-per-class", params.min_subjects_per_class.to_string(),
+        ],
     )
     return ProcessingStep(name="Preprocess", step_args=step_args, cache_config=CACHE)
 
@@ -304,6 +313,11 @@ def _evaluate_step(build: _Build, preprocess: ProcessingStep, train: TrainingSte
                 source=f"{PROCESSING}/evaluation",
                 destination=build.output_uri("Evaluate", "evaluation"),
             )
+        ],
+        arguments=[
+            "--model-dir", f"{PROCESSING}/model",
+            "--test-dir", f"{PROCESSING}/test",
+            "--output-dir", f"{PROCESSING}/evaluation",
         ],
     )
     return ProcessingStep(name="Evaluate", step_args=step_args, property_files=[report], cache_config=CACHE)

@@ -118,7 +118,16 @@ def test_preprocess_wiring_matches_the_script_contract(definition: dict[str, Any
     }
     assert preprocess["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == {"Get": "Parameters.ProcessingInstanceCount"}
     assert preprocess["AppSpecification"]["ContainerArguments"] == [
+        "--manifest-dir", "/opt/ml/processing/input/manifest",
+        "--audio-dir", "/opt/ml/processing/input/audio",
+        "--output-dir", "/opt/ml/processing/output",
+        "--resource-config", "/opt/ml/config/resourceconfig.json",
         "--min-subjects-per-class", {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.MinSubjectsPerClass"}]}},
+    ]
+    evaluate = steps_by_name(definition)["Evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert evaluate == [
+        "--model-dir", "/opt/ml/processing/model", "--test-dir", "/opt/ml/processing/test",
+        "--output-dir", "/opt/ml/processing/evaluation",
     ]
 
 
