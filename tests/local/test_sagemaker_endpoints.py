@@ -126,12 +126,16 @@ def test_endpoint_lifecycle_serves_updates_without_dropping_requests_then_delete
     invoker = threading.Thread(target=keep_invoking)
     invoker.start()
     sagemaker.update_endpoint(EndpointName="lungs", EndpointConfigName=endpoint_config(sagemaker, "b", artifacts["B"]))
+    updating = sagemaker.describe_endpoint(EndpointName="lungs")
+    assert (updating["EndpointStatus"], updating["EndpointConfigName"]) == ("Updating", "config-a")
+    assert updating["PendingDeploymentSummary"]["EndpointConfigName"] == "config-b"
     updated = wait_for_endpoint(sagemaker, "lungs")
     stop.set()
     invoker.join()
 
     assert updated["EndpointStatus"] == "InService", updated.get("FailureReason")
     assert updated["EndpointConfigName"] == "config-b"
+    assert "PendingDeploymentSummary" not in updated
     assert failures == []
     assert answers and set(answers) <= {"A", "B"}
     assert _invoke(runtime, "lungs")["tag"] == "B"

@@ -121,6 +121,16 @@ def test_list_pipeline_execution_steps_newest_first_with_metadata(sagemaker):
     assert listed[0]["FailureReason"] == "done"
 
 
+def test_describe_pipeline_definition_for_execution_keeps_the_started_definition(sagemaker, pipeline):
+    arn = sagemaker.start_pipeline_execution(PipelineName=pipeline)["PipelineExecutionArn"]
+    wait_for_execution(sagemaker, arn)
+
+    sagemaker.update_pipeline(PipelineName=pipeline, PipelineDefinition=definition(fail_step("Other", "x")))
+
+    started = json.loads(sagemaker.describe_pipeline_definition_for_execution(PipelineExecutionArn=arn)["PipelineDefinition"])
+    assert [step["Name"] for step in started["Steps"]] == ["Report"]
+
+
 def test_stop_pipeline_execution_finished_is_validation_exception(sagemaker, pipeline):
     arn = sagemaker.start_pipeline_execution(PipelineName=pipeline)["PipelineExecutionArn"]
     wait_for_execution(sagemaker, arn)

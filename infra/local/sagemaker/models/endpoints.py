@@ -141,7 +141,8 @@ class EndpointsMixin:
             if record["EndpointStatus"] != "InService":
                 raise ValidationException(
                     f"Cannot update in-progress endpoint \"{record['EndpointArn']}\" (status {record['EndpointStatus']}).")
-        self.set_endpoint_status(endpoint_name, "Updating")
+        self.set_endpoint_status(endpoint_name, "Updating", PendingDeploymentSummary={
+            "EndpointConfigName": endpoint_config_name, "StartTime": now()})
         self._deploy_in_background(endpoint_name, endpoint_config_name)
         return {"EndpointArn": record["EndpointArn"]}
 
@@ -196,6 +197,8 @@ class EndpointsMixin:
             record = self.endpoints.get(endpoint_name.lower())
             if record is None:  # deleted while its host was starting
                 return
+            if status != "Updating":  # the update it described has landed or been rolled back
+                record.pop("PendingDeploymentSummary", None)
             record.update(fields, EndpointStatus=status, LastModifiedTime=now())
             if failure_reason:
                 record["FailureReason"] = failure_reason[:1024]

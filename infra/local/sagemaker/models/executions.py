@@ -103,6 +103,12 @@ class ExecutionsMixin:
             self.set_execution_status(pipeline_execution_arn, "Stopping")
         return {"PipelineExecutionArn": pipeline_execution_arn}
 
+    def describe_pipeline_definition_for_execution(self, pipeline_execution_arn: str) -> Record:
+        """The definition as it was when the execution started (a later UpdatePipeline does not change it)."""
+        with self.lock:
+            record = self.get_execution(pipeline_execution_arn)
+            return {"PipelineDefinition": record["_definition"], "CreationTime": record["CreationTime"]}
+
     def list_pipeline_execution_steps(
         self,
         pipeline_execution_arn: str,
