@@ -61,7 +61,7 @@ class StepExecutor:
     @property
     def resource_name(self) -> str:
         """The deterministic name of the job or model this step creates (AWS: pipelines-<id>-<step>-<random>)."""
-        return re.sub(r"[^a-zA-Z0-9-]", "-", f"pipelines-{self.context.execution_id}-{self.step.name}")[:63].rstrip("-")
+        return _resource_name(f"pipelines-{self.context.execution_id}-{self.step.name}")
 
     def arguments(self) -> Any:
         return self.context.evaluator.resolve(self.step.body.get("Arguments", {}), self.local_variables())
@@ -92,7 +92,7 @@ class JobStepExecutor(StepExecutor):
         prefix = self.step.body.get("Arguments", {}).get(self.kind.field("JobName"))
         if not isinstance(prefix, str):
             return super().resource_name
-        return re.sub(r"[^a-zA-Z0-9-]", "-", f"{prefix}-{self.context.execution_id}")[:63].rstrip("-")
+        return _resource_name(f"{prefix}-{self.context.execution_id}")
 
     def local_variables(self) -> dict[str, str]:
         return {self.kind.field("JobName"): self.resource_name}
@@ -204,6 +204,11 @@ class FailStepExecutor(StepExecutor):
         message = text(arguments.get("ErrorMessage", "")) if isinstance(arguments, dict) else ""
         self.record_metadata({"Fail": {"ErrorMessage": message}})
         raise StepFailed(self.step.name, message)
+
+
+def _resource_name(name: str) -> str:
+    """A valid job/model name: letters, digits and hyphens, at most 63 characters."""
+    return re.sub(r"[^a-zA-Z0-9-]", "-", name)[:63].rstrip("-")
 
 
 def _function_table() -> dict[str, str]:
