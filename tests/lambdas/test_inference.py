@@ -336,6 +336,18 @@ def test_unknown_model_package_does_not_stop_the_prediction(cloud: RuntimeStub) 
     assert "model_package_arn" not in item and item["status"] == "OK"
 
 
+def test_failed_model_package_lookup_is_asked_again(cloud: RuntimeStub) -> None:
+    # GIVEN a prediction stored without a package because the endpoint could not be described
+    sagemaker = aws.client("sagemaker")
+    sagemaker.delete_endpoint(EndpointName=config.ENDPOINT_NAME)
+    invoke(event(upload("BP1.wav", wav_bytes(2.0))))
+    # WHEN the endpoint can be described again and the same model version scores another recording
+    sagemaker.create_endpoint(EndpointName=config.ENDPOINT_NAME, EndpointConfigName="samay-c3")
+    invoke(event(upload("BP2.wav", wav_bytes(2.0))))
+    # THEN the failure was not cached: the second prediction names the package
+    assert [(i["recording_id"], i.get("model_package_arn")) for i in items()] == [("BP1", None), ("BP2", PACKAGE_ARN)]
+
+
 def test_redelivery_after_a_crash_between_the_writes_completes_the_s3_line(cloud: RuntimeStub) -> None:
     # GIVEN a stored item whose S3 line was never written (the first attempt died between the two writes)
     record = upload("BP1.wav", wav_bytes(2.0))
