@@ -234,19 +234,22 @@ def test_training_step_then_model_step_use_model_artifacts(sagemaker, code, s3):
     assert [summary["TrainingJobName"] for summary in summaries] == [job_name]
 
 
-def test_stop_pipeline_execution_stops_before_the_next_step(sagemaker, code):
-    steps = [evaluate_step(code["evaluate"], ["--accuracy", "0.9", "--sleep", "3"]), gate([])]
+def test_stop_pipeline_execution_stops_the_running_job(sagemaker, code):
+    steps = [evaluate_step(code["evaluate"], ["--accuracy", "0.9", "--sleep", "600"]), gate([])]
     sagemaker.create_pipeline(PipelineName="Slow", RoleArn=ROLE_ARN, PipelineDefinition=definition(*steps, parameters=THRESHOLD))
     arn = sagemaker.start_pipeline_execution(PipelineName="Slow")["PipelineExecutionArn"]
-    while "Evaluate" not in steps_by_name(sagemaker, arn):
+    job_name = f"pipelines-{arn.rsplit('/', 1)[-1]}-Evaluate"
+    while not sagemaker.list_processing_jobs(NameContains=job_name)["ProcessingJobSummaries"]:
         time.sleep(0.1)
 
     sagemaker.stop_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken="0123456789abcdef0123456789abcdef")
 
-    assert sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"] == "Stopping"
     described = wait_for_execution(sagemaker, arn)
     assert described["PipelineExecutionStatus"] == "Stopped"
-    assert set(steps_by_name(sagemaker, arn)) == {"Evaluate"}
+    listed = steps_by_name(sagemaker, arn)
+    assert set(listed) == {"Evaluate"}
+    assert listed["Evaluate"]["StepStatus"] == "Stopped"
+    assert sagemaker.describe_processing_job(ProcessingJobName=job_name)["ProcessingJobStatus"] == "Stopped"
 
 
 def test_json_get_of_missing_path_fails_the_condition_step(sagemaker, code):

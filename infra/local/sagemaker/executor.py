@@ -22,7 +22,7 @@ from infra.local.sagemaker.definition import StepSpec, parse_definition
 from infra.local.sagemaker.expressions import EvaluationError, Evaluator, Scope
 from infra.local.sagemaker.models.backend import SageMakerBackend
 from infra.local.sagemaker.models.base import Record, now
-from infra.local.sagemaker.step_executors import STEP_EXECUTORS, StepContext, StepFailed
+from infra.local.sagemaker.step_executors import STEP_EXECUTORS, StepContext, StepFailed, StepStopped
 from lambdas.shared import aws
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,8 @@ class ExecutionRunner:
             read_text=read_s3_text,
         )
         self.evaluator = Evaluator(scope)
-        self.context = StepContext(backend, execution_arn, self.execution_id, self.evaluator)
+        self.stop = backend.stop_signal(execution_arn)
+        self.context = StepContext(backend, execution_arn, self.execution_id, self.evaluator, self.stop)
 
     def run(self) -> None:
         try:
@@ -88,17 +89,23 @@ class ExecutionRunner:
         except StepFailed as failed:
             logger.info("execution %s failed at step %s: %s", self.execution_id, failed.step_name, failed.reason)
             self.backend.set_execution_status(self.execution_arn, "Failed", failed.reason)
+        except StepStopped as stopped:
+            logger.info("execution %s stopped during step %s", self.execution_id, stopped.step_name)
+            self.backend.set_execution_status(self.execution_arn, "Stopped")
         except Exception as err:  # a bug in this service must still end the execution, with its cause
             logger.exception("execution %s crashed", self.execution_id)
             self.backend.set_execution_status(self.execution_arn, "Failed", f"InternalServerError: {err}")
         else:
             self.backend.set_execution_status(self.execution_arn, status)
+        finally:
+            with self.backend.lock:
+                self.backend.stop_signals.pop(self.execution_arn, None)
 
     def _walk(self) -> str:
         outcomes: dict[str, bool] = {}
         skipped: set[str] = set()
         for step in self.definition.order():
-            if self.backend.stop_requested(self.execution_arn):
+            if self.stop.is_set():
                 return "Stopped"
             off_branch = step.condition is not None and outcomes.get(step.condition) is not step.branch
             if off_branch or step.depends_on & skipped:
@@ -128,6 +135,9 @@ class ExecutionRunner:
             failed = StepFailed(step.name, str(err))
         except StepFailed as err:
             failed = err
+        except StepStopped:
+            backend.set_step_status(arn, step.name, "Stopped")
+            raise
         else:
             backend.update_step(arn, step.name, Metadata=result.metadata, _properties=result.properties,
                                 _cache_key=cache_key)

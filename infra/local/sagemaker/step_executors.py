@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -37,12 +38,21 @@ class StepFailed(Exception):
         self.reason = reason
 
 
+class StepStopped(Exception):
+    """The step's job was stopped by StopPipelineExecution: the step and the execution end Stopped."""
+
+    def __init__(self, step_name: str) -> None:
+        super().__init__(f"step {step_name} stopped")
+        self.step_name = step_name
+
+
 @dataclass(frozen=True)
 class StepContext:
     backend: SageMakerBackend
     execution_arn: str
     execution_id: str
     evaluator: Evaluator
+    stop: threading.Event
 
 
 @dataclass(frozen=True)
@@ -116,6 +126,9 @@ class JobStepExecutor(StepExecutor):
         self.record_metadata(metadata)
         try:
             described = self.run_job(request, backend.jobs_dir / name, backend.jobs_dir / f"{name}.log")
+        except jobs.JobStopped as stopped:
+            backend.set_job_status(self.kind, name, "Stopped", stopped.reason)
+            raise StepStopped(self.step.name) from None
         except jobs.JobFailed as failed:
             reason = failed.reason
         except Exception as err:  # the runner's own bug: the job and the step still end Failed, with the cause
@@ -134,7 +147,7 @@ class ProcessingStepExecutor(JobStepExecutor):
     result_fields = ("ExitMessage",)
 
     def run_job(self, request: Record, job_dir: Any, log_path: Any) -> Record:
-        return jobs.run_processing_job(request, job_dir, log_path)
+        return jobs.run_processing_job(request, job_dir, log_path, stop=self.context.stop)
 
 
 class TrainingStepExecutor(JobStepExecutor):
@@ -144,7 +157,7 @@ class TrainingStepExecutor(JobStepExecutor):
     result_fields = ("ModelArtifacts", "FinalMetricDataList", "BillableTimeInSeconds", "OutputDataConfig")
 
     def run_job(self, request: Record, job_dir: Any, log_path: Any) -> Record:
-        return jobs.run_training_job(request, job_dir, log_path)
+        return jobs.run_training_job(request, job_dir, log_path, stop=self.context.stop)
 
 
 class ConditionStepExecutor(StepExecutor):

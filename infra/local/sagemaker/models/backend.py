@@ -51,6 +51,7 @@ class SageMakerBackend(PipelinesMixin, ExecutionsMixin, JobsMixin, RegistryMixin
         self.endpoint_configs: dict[str, Record] = {}
         self.endpoints: dict[str, Record] = {}
         self.tags: dict[str, dict[str, str]] = {}
+        self.stop_signals: dict[str, threading.Event] = {}  # per running execution; not persisted
         self.hosts = EndpointHosts(state_dir / "hosts" / account / region, start_host)
         self._launch = launch_execution
         self._on_status_change = on_status_change

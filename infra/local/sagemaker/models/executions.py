@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 import string
+import threading
 from typing import Any
 
 from infra.local.sagemaker.definition import coerce_parameter, parse_definition
@@ -23,6 +24,7 @@ class ExecutionsMixin:
     executions: dict[str, Record]
     execution_steps: dict[str, dict[str, Record]]
     request_tokens: dict[str, str]
+    stop_signals: dict[str, threading.Event]
 
     def start_pipeline_execution(
         self,
@@ -101,6 +103,7 @@ class ExecutionsMixin:
                 raise ValidationException(f"Pipeline execution '{pipeline_execution_arn}' is {status} and cannot be stopped")
         if status == "Executing":
             self.set_execution_status(pipeline_execution_arn, "Stopping")
+            self.stop_signal(pipeline_execution_arn).set()
         return {"PipelineExecutionArn": pipeline_execution_arn}
 
     def describe_pipeline_definition_for_execution(self, pipeline_execution_arn: str) -> Record:
@@ -150,9 +153,10 @@ class ExecutionsMixin:
             self._save()
         self._notify("PipelineExecution", arn, status)
 
-    def stop_requested(self, arn: str) -> bool:
+    def stop_signal(self, arn: str) -> threading.Event:
+        """Set when StopPipelineExecution asks a running execution (and its running job) to stop."""
         with self.lock:
-            return self.get_execution(arn)["PipelineExecutionStatus"] == "Stopping"
+            return self.stop_signals.setdefault(arn, threading.Event())
 
     def start_step(self, arn: str, step_name: str, display_name: str | None = None, description: str | None = None) -> None:
         with self.lock:
