@@ -28,6 +28,9 @@ from lambdas.shared import aws
 PENDING, STARTED, TIMED_OUT, SUPERSEDED, NO_DATA = "pending", "started", "timed_out", "superseded", "no_data"
 _TO_DYNAMO = TypeSerializer()
 _FROM_DYNAMO = TypeDeserializer()
+# This commit, still pending, or claimed by a start that never recorded its execution.
+_OPEN_COMMIT = ("commit_event_id = :id AND (commit_state = :pending OR "
+                "(commit_state = :started AND attribute_not_exists(execution_arn)))")
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,22 @@ def _key(name: str) -> dict[str, Any]:
     return {"dataset": {"S": name}}
 
 
-def _condition_failed(err: ClientError) -> bool:
-    return err.response["Error"]["Code"] == "ConditionalCheckFailedException"
+def _update_if(table: str, dataset: str, expression: str, condition: str, **values: Any) -> bool:
+    """Update the dataset item if `condition` holds; False (nothing written) when it does not.
+
+    Every state transition is one such update, so concurrent deliveries race on DynamoDB's
+    condition, not on what they read before.
+    """
+    try:
+        aws.client("dynamodb").update_item(
+            TableName=table, Key=_key(dataset), UpdateExpression=expression,
+            ConditionExpression=condition, ExpressionAttributeValues=_values(**values),
+        )
+    except ClientError as err:
+        if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
 
 
 def get_state(table: str, dataset: str) -> DatasetState | None:
@@ -134,24 +151,13 @@ def claim_start(table: str, state: DatasetState, version: str, now: int) -> bool
     A claim whose start never finished (started, no execution_arn) may be taken again: the start
     itself is idempotent (ClientRequestToken, running-execution check).
     """
-    try:
-        aws.client("dynamodb").update_item(
-            TableName=table,
-            Key=_key(state.dataset),
-            UpdateExpression="SET commit_state = :started, version = :version, started_at = :now, "
-                             "labelled_at_start = :labelled",
-            ConditionExpression="commit_event_id = :id AND (commit_state = :pending OR "
-                                "(commit_state = :started AND attribute_not_exists(execution_arn)))",
-            ExpressionAttributeValues=_values(
-                started=STARTED, pending=PENDING, version=version, now=now, id=state.commit_event_id,
-                labelled=state.labelled_accepted,
-            ),
-        )
-    except ClientError as err:
-        if _condition_failed(err):
-            return False
-        raise
-    return True
+    return _update_if(
+        table, state.dataset,
+        "SET commit_state = :started, version = :version, started_at = :now, labelled_at_start = :labelled",
+        _OPEN_COMMIT,
+        started=STARTED, pending=PENDING, version=version, now=now, id=state.commit_event_id,
+        labelled=state.labelled_accepted,
+    )
 
 
 def claim_auto_start(table: str, state: DatasetState, event_id: str, version: str, now: int) -> bool:
@@ -160,25 +166,15 @@ def claim_auto_start(table: str, state: DatasetState, event_id: str, version: st
     condition = "(attribute_not_exists(commit_state) OR commit_state <> :pending) AND " + (
         "labelled_at_start = :previous" if previous else "attribute_not_exists(labelled_at_start)"
     )
-    try:
-        aws.client("dynamodb").update_item(
-            TableName=table,
-            Key=_key(state.dataset),
-            UpdateExpression="SET commit_event_id = :id, commit_count = :labelled, commit_received_at = :now, "
-                             "commit_state = :started, commit_settled = :true, version = :version, "
-                             "started_at = :now, labelled_at_start = :labelled REMOVE commit_record, "
-                             "execution_arn, manifest_uri, reason",
-            ConditionExpression=condition,
-            ExpressionAttributeValues=_values(
-                id=event_id, labelled=state.labelled_accepted, now=now, started=STARTED, pending=PENDING,
-                true=True, version=version, **previous,
-            ),
-        )
-    except ClientError as err:
-        if _condition_failed(err):
-            return False
-        raise
-    return True
+    return _update_if(
+        table, state.dataset,
+        "SET commit_event_id = :id, commit_count = :labelled, commit_received_at = :now, "
+        "commit_state = :started, commit_settled = :true, version = :version, started_at = :now, "
+        "labelled_at_start = :labelled REMOVE commit_record, execution_arn, manifest_uri, reason",
+        condition,
+        id=event_id, labelled=state.labelled_accepted, now=now, started=STARTED, pending=PENDING,
+        true=True, version=version, **previous,
+    )
 
 
 def record_started(table: str, dataset: str, commit_event_id: str, manifest_uri: str, execution_arn: str) -> None:
@@ -190,21 +186,8 @@ def record_started(table: str, dataset: str, commit_event_id: str, manifest_uri:
 
 def give_up(table: str, dataset: str, commit_event_id: str, new_state: str, reason: str) -> bool:
     """Move a pending (or claimed, not yet started) commit to a final failure state."""
-    try:
-        aws.client("dynamodb").update_item(
-            TableName=table,
-            Key=_key(dataset),
-            UpdateExpression="SET commit_state = :new, reason = :reason",
-            ConditionExpression="commit_event_id = :id AND (commit_state = :pending OR "
-                                "(commit_state = :started AND attribute_not_exists(execution_arn)))",
-            ExpressionAttributeValues=_values(new=new_state, reason=reason, id=commit_event_id,
-                                              pending=PENDING, started=STARTED),
-        )
-    except ClientError as err:
-        if _condition_failed(err):
-            return False
-        raise
-    return True
+    return _update_if(table, dataset, "SET commit_state = :new, reason = :reason", _OPEN_COMMIT,
+                      new=new_state, reason=reason, id=commit_event_id, pending=PENDING, started=STARTED)
 
 
 def mark_settled(table: str, dataset: str, commit_event_id: str) -> None:
@@ -213,12 +196,4 @@ def mark_settled(table: str, dataset: str, commit_event_id: str) -> None:
 
 def _update_commit(table: str, dataset: str, commit_event_id: str, expression: str, **values: Any) -> None:
     """Update the dataset item only while it still holds this commit (a newer one may have replaced it)."""
-    try:
-        aws.client("dynamodb").update_item(
-            TableName=table, Key=_key(dataset), UpdateExpression=expression,
-            ConditionExpression="commit_event_id = :id",
-            ExpressionAttributeValues=_values(id=commit_event_id, **values),
-        )
-    except ClientError as err:
-        if not _condition_failed(err):
-            raise
+    _update_if(table, dataset, expression, "commit_event_id = :id", id=commit_event_id, **values)
