@@ -6,7 +6,6 @@ import io
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -16,20 +15,13 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from lambdas.inference import app
 from lambdas.shared import aws, config
+from tests.lambdas.context import LambdaContext
 from tests.lambdas.runtime_stub import PROBABILITIES, RuntimeStub, runtime_stub, runtime_stub_server  # noqa: F401 (fixtures)
 from tests.lambdas.wav_bytes import wav_bytes
 
 BUCKET = "samay-test"
 EVENT_TEMPLATE = json.loads((Path(__file__).parents[1] / "events" / "s3_object_created.json").read_text())
 PACKAGE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/samaylungsoundmodels/3"
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = config.INFERENCE_FUNCTION
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = f"arn:aws:lambda:us-east-1:123456789012:function:{config.INFERENCE_FUNCTION}"
-    aws_request_id: str = "5b441b59-a550-11c8-6564-f1c833cf438c"
 
 
 @pytest.fixture
@@ -80,7 +72,7 @@ def event(*records: dict[str, Any]) -> dict[str, Any]:
 
 
 def invoke(evt: dict[str, Any]) -> dict[str, int]:
-    return app.lambda_handler(json.loads(json.dumps(evt)), LambdaContext())
+    return app.lambda_handler(json.loads(json.dumps(evt)), LambdaContext(function_name=config.INFERENCE_FUNCTION))
 
 
 def items() -> list[dict[str, Any]]:

@@ -10,8 +10,8 @@ import pytest
 
 from lambdas.predict_api import app
 from lambdas.shared import config
+from tests.lambdas.context import LambdaContext
 from tests.lambdas.runtime_stub import PROBABILITIES, RuntimeStub, runtime_stub, runtime_stub_server  # noqa: F401 (fixtures)
-from tests.lambdas.test_inference import LambdaContext
 from tests.lambdas.wav_bytes import wav_bytes
 
 EVENTS = Path(__file__).parents[1] / "events"
@@ -74,7 +74,7 @@ def test_audio_the_endpoint_rejects_is_a_400(runtime_stub: RuntimeStub) -> None:
 def test_endpoint_down_after_retries_is_a_503(runtime_stub: RuntimeStub, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SAMAY_INVOKE_MAX_ATTEMPTS", "2")
     runtime_stub.script({"status": 503, "error": "ServiceUnavailable"}, {"status": 503, "error": "ServiceUnavailable"})
-    response = app.lambda_handler(api_event("v2", wav_bytes(2.0)), LambdaContext())
+    response = app.lambda_handler(api_event("v2", wav_bytes(2.0)), LambdaContext(function_name=config.PREDICT_API_FUNCTION))
     assert response["statusCode"] == 503 and response["headers"]["Retry-After"]
     assert json.loads(response["body"])["error"] == "endpoint_unavailable"
     assert len(runtime_stub.calls()) == 2

@@ -12,7 +12,7 @@ import random
 import subprocess
 import sys
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
@@ -21,30 +21,20 @@ from typing import Any, Callable
 import pytest
 
 from lambdas.shared import aws
-from lambdas.shared.config import IDEMPOTENCY_TABLE, INGEST_STATE_TABLE, LOCAL_BUCKET, PIPELINE_NAME
+from lambdas.shared.config import IDEMPOTENCY_TABLE, INGEST_STATE_TABLE, LOCAL_BUCKET, PIPELINE_NAME, TRIGGER_FUNCTION
 from lambdas.shared.schemas import audio_uri
 from lambdas.trigger import completion
 from lambdas.trigger.errors import PipelineStartFailed
+from tests.lambdas.context import LambdaContext
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 ROLE_ARN = "arn:aws:iam::123456789012:role/samay-sagemaker-execution"
 SENT_AT = "2024-05-01T10:00:00Z"
 
 
-@dataclass
-class LambdaContext:
-    function_name: str = "samay-trigger"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:samay-trigger"
-    aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
 @pytest.fixture
 def lambda_context() -> LambdaContext:
-    return LambdaContext()
+    return LambdaContext(function_name=TRIGGER_FUNCTION)
 
 
 def create_pipeline() -> None:
