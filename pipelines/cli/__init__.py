@@ -6,6 +6,7 @@ the commands that need them so `samay --help` stays instant.
 from __future__ import annotations
 
 import logging
+import warnings
 
 import typer
 
@@ -27,4 +28,9 @@ def main() -> None:
     # import (sagemaker/experiments/_metrics.py), which would flood the terminal with botocore chatter.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
+    # Building a pipeline definition is compile-time only: the SDK's notes about pipeline variables,
+    # PipelineSession not waiting and Lambda code not uploaded are true by design here.
+    logging.getLogger("sagemaker.workflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="Running within a PipelineSession")
+    warnings.filterwarnings("ignore", message="Lambda function won't be updated")
     app()
