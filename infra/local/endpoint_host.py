@@ -112,7 +112,7 @@ class EndpointHost:
             try:
                 if self._session.get(f"{self.url}/ping", timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or too busy loading to answer in time
                 pass
             time.sleep(0.2)
         self.stop()
@@ -137,13 +137,16 @@ class EndpointHost:
     def stop(self, timeout_s: float = 10.0) -> None:
         """Terminate the host by its PID (SIGTERM, then SIGKILL) and close the session."""
         self._session.close()
-        if self.process.poll() is None:
+        if self.process.poll() is not None:
+            return
+        try:
             os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it exited between poll() and kill()
+            pass
+        self.process.wait()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
