@@ -208,6 +208,19 @@ def test_run_processing_job_empty_input_prefix_is_client_error(s3, tmp_path: Pat
     assert caught.value.reason == f"ClientError: No S3 objects found under S3 URL 's3://{BUCKET}/nothing/here'"
 
 
+def test_run_processing_job_manifest_key_escaping_the_input_is_client_error(s3, tmp_path: Path) -> None:
+    manifest_uri = put(s3, "manifests/escape.json", json.dumps([{"prefix": f"s3://{BUCKET}/data/"}, "../../../../escaped.txt"]))
+    put(s3, "data/../../../../escaped.txt", "outside")
+    request = processing_request(put(s3, "code/job.py", PROCESS_SCRIPT), manifest_uri)
+    request["ProcessingInputs"][1]["S3Input"]["S3DataType"] = "ManifestFile"
+
+    with pytest.raises(JobFailed, match="would land outside") as caught:
+        run_processing_job(request, tmp_path / "job", tmp_path / "job.log")
+
+    assert caught.value.reason.startswith("ClientError: ")
+    assert list(tmp_path.rglob("escaped.txt")) == []
+
+
 def test_run_processing_job_without_entrypoint_is_client_error(s3, tmp_path: Path) -> None:
     request = processing_request(put(s3, "code/job.py", PROCESS_SCRIPT), put_audio(s3, 1))
     del request["AppSpecification"]["ContainerEntrypoint"]

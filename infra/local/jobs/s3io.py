@@ -118,12 +118,20 @@ def input_objects(uri: str, data_type: str) -> list[S3Object]:
 def download_objects(objects: list[S3Object], local_dir: Path) -> None:
     local_dir.mkdir(parents=True, exist_ok=True)
     for obj in objects:
-        target = local_dir / obj.relative_path
+        target = _inside(local_dir, obj)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             _s3().download_file(obj.bucket, obj.key, str(target))
         except ClientError as exc:
             raise JobFailed(f"ClientError: cannot download s3://{obj.bucket}/{obj.key}: {exc}") from exc
+
+
+def _inside(local_dir: Path, obj: S3Object) -> Path:
+    """Where an object lands; a key with `..` segments (S3 allows them) must not write outside the input."""
+    target = (local_dir / obj.relative_path).resolve()
+    if not target.is_relative_to(local_dir.resolve()):
+        raise JobFailed(f"ClientError: s3://{obj.bucket}/{obj.key} would land outside {local_dir}")
+    return target
 
 
 def download_file(uri: str, target: Path) -> None:
