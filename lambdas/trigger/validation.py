@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import closing
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -68,11 +69,12 @@ def check_audio(record: RecordingRecord) -> None:
     """The audio exists and its bytes hash to the record's sha256 (streamed, never held whole)."""
     bucket, key = split_s3_uri(record.audio_uri)
     s3 = aws.client("s3")
+    digest = hashlib.sha256()
     try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-        digest = hashlib.sha256()
-        for chunk in iter(lambda: body.read(_CHUNK), b""):
-            digest.update(chunk)
+        # closing(): a read that fails midway still gives the connection back to the pool
+        with closing(s3.get_object(Bucket=bucket, Key=key)["Body"]) as body:
+            for chunk in iter(lambda: body.read(_CHUNK), b""):
+                digest.update(chunk)
     except ClientError as err:
         if err.response["Error"]["Code"] in _NOT_FOUND:
             raise RecordRejected("missing_object", "audio object does not exist", field="audio_uri") from err
