@@ -270,7 +270,6 @@ class KinesisSender:
         return [e for e, _ in failed], {e.key: f"{r['ErrorCode']}: {r.get('ErrorMessage', '')}" for e, r in failed}
 
 
-
 # --- the push -----------------------------------------------------------------------------------
 
 def check_targets(bucket: str, stream: str) -> None:

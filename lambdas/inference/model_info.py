@@ -29,7 +29,8 @@ class ModelPackageLookup:
             try:
                 self._cache[key] = self._describe(endpoint_name)
             except (ClientError, BotoCoreError, KeyError, IndexError) as err:
-                logger.warning("model package of the endpoint unknown", extra={"endpoint_name": endpoint_name, "reason": str(err)})
+                logger.warning("model package of the endpoint unknown",
+                               extra={"endpoint_name": endpoint_name, "reason": str(err)})
                 return None
         return self._cache[key]
 

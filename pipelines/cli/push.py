@@ -77,7 +77,6 @@ def push(
     console.print(summary_table(report, bucket, stream))
     if report.failures:
         console.print(failures_table(report))
-    if report.failures:
         fail(f"{len(report.failures)} recording(s) failed; the commit was not sent. Fix them and push again "
              "(audio already uploaded is skipped).")
     if not report.ok:
