@@ -6,7 +6,6 @@ import io
 import json
 import tarfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +16,9 @@ from lambdas.deploy.endpoint import endpoint_config_name, model_name
 from lambdas.deploy.errors import InvalidDeployRequest, ModelPackageNotApproved, ModelPackageNotFound
 from lambdas.shared import aws
 from lambdas.shared.config import ENDPOINT_NAME, MODEL_PACKAGE_GROUP
+from tests.lambdas.context import LambdaContext
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "samay-deploy"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:samay-deploy"
-    aws_request_id: str = "a3c1e0de-0000-4000-8000-000000000001"
 
 
 def load_event(name: str, **changes: Any) -> dict[str, Any]:
