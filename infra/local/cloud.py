@@ -8,8 +8,9 @@ each the leader of its own process group (so `stop` also ends what it spawned: j
     router     `python -m infra.local.router --state-dir <state> --port <port>`   (health endpoint)
 
 moto runs as its own stock process rather than in-process (ThreadedMotoServer) so its crash, log
-and restart stay separate from ours. `start` brings moto up, restores its snapshot, provisions,
-then starts the SageMaker service and the router; it returns when each answers over HTTP. `stop`
+and restart stay separate from ours. `start` brings moto up, deploys `infra/template.yaml` into it
+(stack `samay`), restores its snapshot into the stack's resources, adds the local wiring
+(provision.py), then starts the SageMaker service and the router; it returns when each answers over HTTP. `stop`
 ends the router first (no event is half-delivered), then the SageMaker service (its last S3 writes
 land), saves moto's snapshot, and ends moto. Everything is recorded in `<state>/cloud.json`.
 """
@@ -144,10 +145,11 @@ def start(state_dir: str | os.PathLike[str] | None = None, *, progress: Progress
         clients = Clients(env)
         try:
             _start_component(state, record, MOTO, commands, ports, {**env, **(extra_env or {})}, timeout, progress)
+            _provision(clients, provision.STACK_STEPS, progress)
             progress("restoring moto's data from the last snapshot")
             counts = snapshot.restore(clients, state.moto_snapshot)
             progress(f"restored {counts}" if any(counts.values()) else "no snapshot data to restore")
-            _provision(clients, provision.MOTO_STEPS, progress)
+            _provision(clients, provision.LOCAL_STEPS, progress)
             _start_component(state, record, SAGEMAKER, commands, ports, {**env, **(extra_env or {})}, timeout, progress)
             _provision(clients, provision.SAGEMAKER_STEPS, progress)
             _start_component(state, record, ROUTER, commands, ports, {**env, **(extra_env or {})}, timeout, progress)
@@ -168,9 +170,12 @@ def _start_component(state: StateDir, record: CloudRecord, name: str, commands: 
     progress(f"{name} ready at {component.url} (pid {component.pid})")
 
 
-def _provision(clients: Clients, steps: list[tuple[str, Callable[[Clients], None]]], progress: Progress) -> None:
+def _provision(clients: Clients, steps: list[provision.Step], progress: Progress) -> None:
     for description, step in steps:
-        step(clients)
+        try:
+            step(clients)
+        except provision.ProvisionError as err:
+            raise CloudError(str(err)) from err
         progress(f"provisioned {description}")
 
 

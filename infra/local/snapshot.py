@@ -12,9 +12,12 @@ A snapshot holds the data itself, read through the public APIs:
     moto/kinesis/<stream>.json     shard count and the records the router has not delivered yet
 
 `save` runs while moto still answers (after the router and the SageMaker service stopped);
-`restore` runs on a fresh moto before provisioning, so restored objects under the notification
-prefix do not fire again. Not kept: older object versions, other services (IAM, EventBridge and the
-bucket notification are re-provisioned). If moto dies without a `down`, the last snapshot is used.
+`restore` runs on a fresh moto after the stack is created (CloudFormation would fail on a bucket or
+table that already exists; restore fills the stack's resources and creates only what is missing)
+and before the local wiring, so restored objects under the notification prefix do not fire again.
+Not kept: older object versions, other services (IAM, EventBridge, Lambda and the bucket
+notification come back from the template and provisioning). If moto dies without a `down`, the
+last snapshot is used.
 """
 from __future__ import annotations
 
@@ -198,7 +201,12 @@ def _restore_sqs(clients: Clients, folder: Path) -> int:
     sqs, count = clients("sqs"), 0
     for path in sorted(folder.glob("*.json")):
         data = _read_json(path)
-        url = sqs.create_queue(QueueName=data["queue"], Attributes=data["attributes"])["QueueUrl"]
+        try:
+            url = sqs.create_queue(QueueName=data["queue"], Attributes=data["attributes"])["QueueUrl"]
+        except ClientError as err:  # the stack made it with its own attributes (a new KMS key id): keep those
+            if err.response["Error"]["Code"] not in ("QueueAlreadyExists", "QueueNameExists"):
+                raise
+            url = sqs.get_queue_url(QueueName=data["queue"])["QueueUrl"]
         for message in data["messages"]:
             extra = {"MessageAttributes": message["attributes"]} if message["attributes"] else {}
             if data["queue"].endswith(".fifo"):

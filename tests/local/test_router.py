@@ -116,7 +116,8 @@ def test_pipe_starts_over_when_the_stream_is_recreated(clients: Clients, tmp_pat
     make_pipe(clients, tmp_path).poll_once()
     clients("kinesis").delete_stream(StreamName=config.STREAM_NAME)
     time.sleep(1)  # creation timestamps have one-second resolution
-    provision.ensure_stream(clients)
+    clients("kinesis").create_stream(StreamName=config.STREAM_NAME, ShardCount=1)
+    clients("kinesis").get_waiter("stream_exists").wait(StreamName=config.STREAM_NAME, WaiterConfig={"Delay": 0.2})
     put_record(clients, {"n": 1})
     pipe = make_pipe(clients, tmp_path)
 

@@ -76,8 +76,9 @@ def test_restore_does_not_fire_the_inference_notification(clients: Clients, tmp_
     snapshot.save(clients, tmp_path, settle_seconds=0)
     reset_moto(clients)
 
+    provision.provision(clients, provision.STACK_STEPS)  # as `local up` does: stack, snapshot, local wiring
     snapshot.restore(clients, tmp_path)
-    provision.provision(clients, provision.MOTO_STEPS)
+    provision.provision(clients, provision.LOCAL_STEPS)
 
     messages = clients("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
     assert [json.loads(m["Body"]).get("Event") for m in messages] == ["s3:TestEvent"]
