@@ -10,9 +10,9 @@ each the leader of its own process group (so `stop` also ends what it spawned: j
 moto runs as its own stock process rather than in-process (ThreadedMotoServer) so its crash, log
 and restart stay separate from ours. `start` brings moto up, deploys `infra/template.yaml` into it
 (stack `samay`), restores its snapshot into the stack's resources, adds the local wiring
-(provision.py), then starts the SageMaker service and the router; it returns when each answers over HTTP. `stop`
-ends the router first (no event is half-delivered), then the SageMaker service (its last S3 writes
-land), saves moto's snapshot, and ends moto. Everything is recorded in `<state>/cloud.json`.
+(provision.py), then starts the SageMaker service and the router; it returns when each answers
+over HTTP. `stop` ends the router first (no event is half-delivered), then the SageMaker service
+(its last S3 writes land), saves moto's snapshot, and ends moto. Everything is recorded in `<state>/cloud.json`.
 """
 from __future__ import annotations
 
