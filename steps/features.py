@@ -33,6 +33,8 @@ from steps.audio import MODEL_SAMPLE_RATE, load_audio
 logger = logging.getLogger(__name__)
 
 FEATURES_FILENAME = "features.json"
+# Frames per FFT/matmul block: keeps the float64 temporaries (~0.5 MB) in the CPU cache.
+BLOCK_FRAMES = 128
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=16)
 def _mel_filterbank_t(config: FeatureConfig) -> np.ndarray:
-    """(n_fft//2+1, n_mels) float32 mel filterbank, transposed for `power @ fb`; built once per config.
+    """(n_fft//2+1, n_mels) float64 mel filterbank, transposed for `power @ fb`; built once per config.
 
     The same triangles and Slaney area normalisation as `librosa.filters.mel` (a test holds them
     equal), written in numpy so the fast path never imports librosa: its first call JIT-compiles
@@ -145,7 +147,7 @@ def _mel_filterbank_t(config: FeatureConfig) -> np.ndarray:
     upper = ramps[2:] / widths[1:, None]
     weights = np.maximum(0.0, np.minimum(lower, upper))
     weights *= (2.0 / (mel_edges[2:] - mel_edges[:-2]))[:, None]
-    return np.ascontiguousarray(weights.T, dtype=np.float32)
+    return np.ascontiguousarray(weights.T)
 
 
 @functools.lru_cache(maxsize=16)
@@ -201,10 +203,14 @@ def _windows(log_mel: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
 
 def log_mel_frames(audio: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """(n_frames, n_mels) float32 log-mel of a whole recording by one batched rfft and one matmul."""
+    """(n_frames, n_mels) float32 log-mel of a whole recording: batched rfft + filterbank matmul.
+
+    Frames are strided views of the padded signal (no framing copy) and go through the FFT and the
+    matmul in blocks of BLOCK_FRAMES, so the float64 temporaries stay in the CPU cache: one pass
+    over a whole 20 s recording at once is ~2.5x slower than the same work in cache-sized blocks.
+    """
     audio = _check(audio, config, np.float32)
-    half = config.n_fft // 2
-    padded = np.pad(audio, half, mode="constant")
+    padded = np.pad(audio, config.n_fft // 2, mode="constant")
     n_frames = 1 + (padded.shape[0] - config.n_fft) // config.hop_length
     frames = np.lib.stride_tricks.as_strided(
         padded,
@@ -212,12 +218,15 @@ def log_mel_frames(audio: np.ndarray, config: FeatureConfig) -> np.ndarray:
         strides=(padded.strides[0] * config.hop_length, padded.strides[0]),
         writeable=False,
     )
-    # The FFT runs in float64: in float32, bins 60-80 dB below a frame's peak (kept by top_db=80) carry
-    # ~0.01 dB of rounding noise. scipy's pocketfft is several times faster than np.fft here.
-    spectrum = scipy.fft.rfft(frames * _hann(config.n_fft), axis=1, overwrite_x=True, workers=1)
-    power = np.square(spectrum.real, dtype=np.float32)
-    power += np.square(spectrum.imag, dtype=np.float32)
-    mel_power = power @ _mel_filterbank_t(config)
+    window, filterbank = _hann(config.n_fft), _mel_filterbank_t(config)
+    mel_power = np.empty((n_frames, config.n_mels), dtype=np.float32)
+    for start in range(0, n_frames, BLOCK_FRAMES):
+        # float64 FFT: in float32, bins 60-80 dB below a frame's peak (kept by top_db=80) carry
+        # ~0.01 dB of rounding noise. scipy's pocketfft is several times faster than np.fft here.
+        spectrum = scipy.fft.rfft(frames[start:start + BLOCK_FRAMES] * window, axis=1, overwrite_x=True, workers=1)
+        power = np.square(spectrum.real)
+        power += np.square(spectrum.imag)
+        mel_power[start:start + BLOCK_FRAMES] = power @ filterbank
     mel_power *= np.float32(_power_scale(audio, config))
     return _to_db(mel_power, config)
 
