@@ -66,11 +66,23 @@ def extract_model_tarball(model_dir: Path, destination: Path) -> Path:
     tarball = model_dir / "model.tar.gz"
     if tarball.is_file():
         with tarfile.open(tarball) as tar:
-            tar.extractall(destination, filter="data")
+            # The "data" filter refuses absolute paths and links out of the folder; container Pythons
+            # older than 3.10.12/3.11.4 lack it, and there only well-formed member names are taken.
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(destination, filter="data")
+            else:
+                _check_members(tar)
+                tar.extractall(destination)
         return destination
     if (model_dir / LABELS_FILE).is_file():
         return model_dir
     raise ArtifactError(f"{model_dir} holds neither model.tar.gz nor an unpacked model artifact")
+
+
+def _check_members(tar: tarfile.TarFile) -> None:
+    for member in tar.getmembers():
+        if member.name.startswith("/") or ".." in Path(member.name).parts or member.issym() or member.islnk():
+            raise ArtifactError(f"model.tar.gz member {member.name!r} points outside the artifact")
 
 
 def savedmodel_dir(artifact_dir: Path) -> Path:
