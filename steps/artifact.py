@@ -13,6 +13,7 @@ The artifact runs alone: nothing in it refers back to the repository.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -56,9 +57,23 @@ def export_artifact(model, model_dir: Path, classes: list[str], config: FeatureC
     write_code(model_dir / "code")
     (model_dir / LABELS_FILE).write_text(json.dumps(list(classes)) + "\n")
     config.save(model_dir)
+    training = {"model_version": weights_id(model_dir / str(MODEL_VERSION)), **training}
     (model_dir / TRAINING_FILE).write_text(json.dumps(training, indent=2) + "\n")
     logger.info("artifact written: %s", sorted(p.name for p in model_dir.iterdir()))
     return model_dir
+
+
+def weights_id(savedmodel: Path) -> str:
+    """A short hash of the trained weights: the model version the endpoint reports.
+
+    TF Serving's own version is the folder name, `1` for every artifact, so it cannot tell two
+    trained models apart in the predictions table; the weights can (and identical weights are,
+    rightly, the same version).
+    """
+    digest = hashlib.sha256()
+    for path in sorted((savedmodel / "variables").glob("*")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def extract_model_tarball(model_dir: Path, destination: Path) -> Path:

@@ -51,6 +51,15 @@ def artifact() -> tuple[FeatureConfig, tuple[str, ...]]:
     return config, labels
 
 
+@functools.lru_cache(maxsize=1)
+def trained_version() -> str | None:
+    """The weights' id written at training (training.json); TF Serving's folder version is always 1."""
+    try:
+        return json.loads((ARTIFACT_DIR / "training.json").read_text()).get("model_version")
+    except FileNotFoundError:
+        return None
+
+
 @functools.lru_cache(maxsize=64)
 def _json_template(shape: tuple[int, ...]) -> str:
     """A %-format template for a nested JSON array of this shape."""
@@ -88,7 +97,7 @@ def output_handler(response, context) -> tuple[str, str]:
     body = {
         "label": labels[int(np.argmax(probabilities))],
         "probabilities": {label: round(float(p), 6) for label, p in zip(labels, probabilities)},
-        "model_version": str(getattr(context, "model_version", "") or ""),
+        "model_version": trained_version() or str(getattr(context, "model_version", "") or ""),
         "windows": int(predictions.shape[0]),
     }
     return json.dumps(body), "application/json"

@@ -81,7 +81,9 @@ def test_request_through_handler_and_saved_model_returns_the_design_body(handler
     assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
     assert result["label"] == max(result["probabilities"], key=result["probabilities"].get)
     assert result["windows"] == len(json.loads(body)["instances"])
-    assert result["model_version"] == "1"
+    training = json.loads((trained_run.model_dir / "training.json").read_text())
+    assert result["model_version"] == training["model_version"]
+    assert len(result["model_version"]) == 12 and result["model_version"] != "1", "the weights' id, not TFS's folder"
 
 
 def test_bad_audio_raises_a_value_error_naming_the_problem(handler: ModuleType) -> None:
