@@ -21,7 +21,7 @@ MANIFEST_COLUMNS = ("recording_id", "patient_id", "diagnosis", "audio_uri", "sha
 
 def _stage_dataset(cloud: LocalCloud, folder: Path) -> str:
     """Audio under raw/audio/ and a manifest under datasets/, as the trigger leaves them."""
-    summary = synthesize_dataset(folder, patients=20, recordings_per_patient=2, seed=11, difficulty="easy")
+    summary = synthesize_dataset(folder, patients=30, recordings_per_patient=3, seed=11, difficulty="easy")
     bucket, s3 = Settings.from_env().bucket, cloud.client("s3")
     rows = []
     with summary.labels_csv.open(newline="") as handle:
@@ -44,12 +44,12 @@ def test_notebook_runs_the_pipeline_and_plots(local_cloud: LocalCloud, tmp_path:
     manifest = _stage_dataset(local_cloud, tmp_path / "data")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), "outputs are cleared in git"
-    notebook.cells[1].source = notebook.cells[1].source.replace("INPUT_DATA_URL = None", f'INPUT_DATA_URL = "{manifest}"').replace(
-        "EPOCHS = 12", "EPOCHS = 6"
-    )
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    notebook.cells[1].source = notebook.cells[1].source.replace("INPUT_DATA_URL = None", f'INPUT_DATA_URL = "{manifest}"')
+    NotebookClient(notebook, timeout=600, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
+    errors = [f"{o.ename}: {o.evalue}" for o in outputs if o.output_type == "error"]
+    assert not errors, errors
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "execution Succeeded" in text
     assert any("image/png" in o.get("data", {}) for o in outputs), "the confusion matrix was plotted"
