@@ -78,9 +78,12 @@ def sagemaker_service(moto_endpoint: str, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture
-def sagemaker(sagemaker_service: Service, aws_endpoint: str) -> Any:
-    """A boto3 SageMaker client on an empty service (and an empty moto)."""
+def sagemaker(sagemaker_service: Service, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A boto3 SageMaker client on an empty service (and an empty moto); the SDK is pointed at it too."""
     requests.post(f"{sagemaker_service.url}/_samay/reset", timeout=30).raise_for_status()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", sagemaker_service.url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", sagemaker_service.url)
+    aws.client.cache_clear()
     return sagemaker_service.client()
 
 
