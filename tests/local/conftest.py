@@ -139,21 +139,6 @@ def output_handler(response, context):
 '''
 
 
-@pytest.fixture(scope="session")
-def savedmodel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import tensorflow as tf
-
-    class Doubler(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
-        def serve(self, x):
-            return {"y": x * 2.0}
-
-    root = tmp_path_factory.mktemp("savedmodel")
-    module = Doubler()
-    tf.saved_model.save(module, str(root / "1"), signatures={"serving_default": module.serve})
-    return root
-
-
 @pytest.fixture
 def artifacts(s3, savedmodel: Path) -> dict[str, str]:
     """Two artifacts of the same model whose handlers tag their answers "A" and "B"."""
