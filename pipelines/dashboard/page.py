@@ -74,7 +74,9 @@ def outcomes(data: DashboardData) -> go.Figure:
 def _cards(data: DashboardData) -> str:
     latest = data.models[-1] if data.models else None
     accuracy = "n/a" if latest is None or latest.accuracy is None else f"{latest.accuracy:.2f}"
-    in_service = data.in_service.rsplit("/", 2)[-1] if data.in_service else "none"
+    in_service = "none"
+    if data.in_service:  # a model package ARN ends in <group>/<version>; a bare model name is shown as is
+        in_service = f"version {data.in_service.rsplit('/', 1)[-1]}" if ":model-package/" in data.in_service else data.in_service
     cards = [
         ("Predictions stored", str(len(data.predictions))),
         ("Failed recordings", str(len(data.failures))),
