@@ -21,7 +21,7 @@ import numpy as np
 from steps.artifact import export_artifact
 from steps.features import FeatureConfig
 from steps.metrics import label_counts
-from steps.model import TrainingConfig, build_model, fit, set_seed
+from steps.model import TrainingConfig, build_model, fit, input_std, set_seed
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +87,7 @@ def train(args: argparse.Namespace) -> dict:
     x_val, y_val, val_labels = load_split(args.validation, classes)
     logger.info("train: %d windows of %d recordings; validation: %d windows of %d recordings",
                 len(y_train), len(train_labels), len(y_val), len(val_labels))
-    model = build_model(x_train.shape[1:], len(classes), mean=float(x_train.mean()), std=float(x_train.std()),
-                        learning_rate=config.learning_rate)
+    model = build_model(x_train.shape[1:], len(classes), std=input_std(x_train), learning_rate=config.learning_rate)
     history = fit(model, (x_train, y_train), (x_val, y_val), len(classes), config).history
     best = int(np.argmin(history["val_loss"]))
     summary = {
