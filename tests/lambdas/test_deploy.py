@@ -2,9 +2,7 @@
 local cloud's SageMaker service, because moto 5.2 implements no UpdateEndpoint (its server answers 500)."""
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from lambdas.deploy.endpoint import endpoint_config_name, model_name
 from lambdas.deploy.errors import InvalidDeployRequest, ModelPackageNotApproved, ModelPackageNotFound
 from lambdas.shared import aws
 from lambdas.shared.config import ENDPOINT_NAME, MODEL_PACKAGE_GROUP
+from tests.fixtures.models import model_tarball
 from tests.lambdas.context import LambdaContext
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
@@ -158,17 +157,11 @@ def local_sagemaker(aws_endpoint: str, tmp_path: Path, monkeypatch: pytest.Monke
 
 def register_artifact(savedmodel: Path, tag: str) -> str:
     """An Approved package whose artifact answers with `tag` (so a test can tell versions apart)."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        archive.add(savedmodel / "1", arcname="1")
-        handler = HANDLER.replace("TAG", tag).encode()
-        info = tarfile.TarInfo("code/inference.py")
-        info.size = len(handler)
-        archive.addfile(info, io.BytesIO(handler))
+    body = model_tarball(savedmodel, HANDLER.replace("TAG", tag))
     s3 = aws.client("s3")
     if "samay-test" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
         s3.create_bucket(Bucket="samay-test")
-    s3.put_object(Bucket="samay-test", Key=f"{tag}/model.tar.gz", Body=buffer.getvalue())
+    s3.put_object(Bucket="samay-test", Key=f"{tag}/model.tar.gz", Body=body)
     sm = aws.client("sagemaker")
     if not sm.list_model_package_groups()["ModelPackageGroupSummaryList"]:
         sm.create_model_package_group(ModelPackageGroupName=MODEL_PACKAGE_GROUP)

@@ -7,12 +7,10 @@ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME at it; `sagemaker` gives a boto3 client on a 
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +22,9 @@ import boto3
 import pytest
 import requests
 
-from lambdas.shared import aws
+from infra.local.provision import Clients
+from lambdas.shared import aws, config
+from tests.fixtures.models import model_tarball
 from tests.fixtures.moto import free_port, wait_for_http
 
 
@@ -88,6 +88,18 @@ def sagemaker(sagemaker_service: Service, aws_endpoint: str, monkeypatch: pytest
 
 
 @pytest.fixture
+def moto_clients(aws_endpoint: str) -> Clients:
+    """The provisioning clients on the test's moto, with the variables the local cloud's processes get."""
+    return Clients({
+        "AWS_ENDPOINT_URL": aws_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "SAMAY_BUCKET": config.LOCAL_BUCKET,
+    })
+
+
+@pytest.fixture
 def s3(aws_endpoint: str) -> Any:
     return boto3.session.Session().client("s3", region_name="us-east-1")
 
@@ -145,14 +157,8 @@ def artifacts(s3, savedmodel: Path) -> dict[str, str]:
     s3.create_bucket(Bucket=ENDPOINT_BUCKET)
     uris = {}
     for tag in ("A", "B"):
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-            archive.add(savedmodel / "1", arcname="1")
-            data = HANDLER.replace("TAG", tag).encode()
-            info = tarfile.TarInfo("code/inference.py")
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-        s3.put_object(Bucket=ENDPOINT_BUCKET, Key=f"{tag}/model.tar.gz", Body=buffer.getvalue())
+        body = model_tarball(savedmodel, HANDLER.replace("TAG", tag))
+        s3.put_object(Bucket=ENDPOINT_BUCKET, Key=f"{tag}/model.tar.gz", Body=body)
         uris[tag] = f"s3://{ENDPOINT_BUCKET}/{tag}/model.tar.gz"
     return uris
 

@@ -19,15 +19,8 @@ FUNCTIONS = (config.TRIGGER_FUNCTION, config.INFERENCE_FUNCTION, config.DEPLOY_F
 
 
 @pytest.fixture
-def clients(aws_endpoint: str) -> Clients:
-    env = {
-        "AWS_ENDPOINT_URL": aws_endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "SAMAY_BUCKET": config.LOCAL_BUCKET,
-    }
-    return Clients(env)
+def clients(moto_clients: Clients) -> Clients:
+    return moto_clients
 
 
 @pytest.fixture

@@ -34,15 +34,8 @@ class Recorder:
 
 
 @pytest.fixture
-def clients(aws_endpoint: str) -> Clients:
-    env = {
-        "AWS_ENDPOINT_URL": aws_endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "SAMAY_BUCKET": config.LOCAL_BUCKET,
-    }
-    clients = Clients(env)
+def clients(moto_clients: Clients) -> Clients:
+    clients = moto_clients
     provision.provision(clients, provision.MOTO_STEPS)
     clients("sqs").purge_queue(QueueUrl=provision.queue_url(clients, provision.INFERENCE_QUEUE))
     return clients
