@@ -8,7 +8,8 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LUNG_SOUNDS = REPO_ROOT.parent / "shared" / "data" / "lung-sounds"
 
-pytest_plugins = ["tests.fixtures.moto", "tests.fixtures.cloud", "tests.fixtures.browser", "tests.fixtures.models"]
+pytest_plugins = ["tests.fixtures.moto", "tests.fixtures.cloud", "tests.fixtures.browser", "tests.fixtures.models",
+                  "tests.lambdas.runtime_stub"]
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,6 @@ snapshot brings the data back).
 from __future__ import annotations
 
 import io
-import json
 import logging
 import zipfile
 from collections.abc import Callable, Mapping

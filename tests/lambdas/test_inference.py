@@ -16,7 +16,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from lambdas.inference import app
 from lambdas.shared import aws, config
 from tests.lambdas.context import LambdaContext
-from tests.lambdas.runtime_stub import PROBABILITIES, RuntimeStub, runtime_stub, runtime_stub_server  # noqa: F401 (fixtures)
+from tests.lambdas.runtime_stub import PROBABILITIES, RuntimeStub
 from tests.lambdas.wav_bytes import wav_bytes
 
 BUCKET = "samay-test"

@@ -11,7 +11,7 @@ import pytest
 from lambdas.predict_api import app
 from lambdas.shared import config
 from tests.lambdas.context import LambdaContext
-from tests.lambdas.runtime_stub import PROBABILITIES, RuntimeStub, runtime_stub, runtime_stub_server  # noqa: F401 (fixtures)
+from tests.lambdas.runtime_stub import PROBABILITIES, RuntimeStub
 from tests.lambdas.wav_bytes import wav_bytes
 
 EVENTS = Path(__file__).parents[1] / "events"

@@ -17,7 +17,7 @@ from lambdas.shared.scoring import (
     inspect_wav,
     score_wav,
 )
-from tests.lambdas.runtime_stub import PROBABILITIES, RuntimeStub, runtime_stub, runtime_stub_server  # noqa: F401 (fixtures)
+from tests.lambdas.runtime_stub import PROBABILITIES, RuntimeStub
 from tests.lambdas.wav_bytes import IEEE_FLOAT, wav_bytes
 
 ENDPOINT = "samay-lung-sound"

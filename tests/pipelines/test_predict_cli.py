@@ -9,7 +9,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from tests.lambdas.runtime_stub import PROBABILITIES, RuntimeStub, runtime_stub, runtime_stub_server  # noqa: F401 (fixtures)
+from tests.lambdas.runtime_stub import PROBABILITIES, RuntimeStub
 from tests.lambdas.wav_bytes import wav_bytes
 
 
