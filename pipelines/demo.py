@@ -147,19 +147,9 @@ def upload_for_scoring(folder: Path, bucket: str, prefix: str) -> list[str]:
 
 
 def stored_predictions(table: str, recording_ids: list[str]) -> list[dict[str, Any]]:
-    from boto3.dynamodb.types import TypeDeserializer
+    from lambdas.shared.predictions import predictions_for
 
-    deserializer = TypeDeserializer()
-    dynamodb = aws.client("dynamodb")
-    found = []
-    for recording_id in recording_ids:
-        items = dynamodb.query(
-            TableName=table,
-            KeyConditionExpression="recording_id = :r",
-            ExpressionAttributeValues={":r": {"S": recording_id}},
-        )["Items"]
-        found += [{k: deserializer.deserialize(v) for k, v in item.items()} for item in items]
-    return found
+    return [p.model_dump() for recording_id in recording_ids for p in predictions_for(table, recording_id)]
 
 
 def run_id() -> str:

@@ -126,6 +126,17 @@ def find_scored(table: str, recording_id: str, audio_sha256: str) -> Prediction 
     return Prediction.from_item(_deserialize(items[0])) if items else None
 
 
+def predictions_for(table: str, recording_id: str) -> list[Prediction]:
+    """Every stored prediction of a recording (one per model version that scored or failed it)."""
+    response = aws.client("dynamodb").query(
+        TableName=table,
+        KeyConditionExpression="recording_id = :r",
+        ExpressionAttributeValues=_serialize({":r": recording_id}),
+        ConsistentRead=True,
+    )
+    return [Prediction.from_item(_deserialize(item)) for item in response.get("Items", [])]
+
+
 def _get(table: str, recording_id: str, model_version: str) -> Prediction:
     key = _serialize({"recording_id": recording_id, "model_version": model_version})
     item = aws.client("dynamodb").get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
