@@ -23,7 +23,7 @@ import numpy as np
 
 from steps.audio import AudioError
 from steps.features import FeatureConfig, extract_windows
-from steps.splits import SPLITS, DatasetPlan, PlannedRecording, plan_dataset
+from steps.splits import SPLITS, DatasetPlan, Folds, PlannedRecording, plan_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resource-config", type=Path, default=Path("/opt/ml/config/resourceconfig.json"))
     parser.add_argument("--min-subjects-per-class", type=int, default=2)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--folds", type=int, default=0,
+                        help="k-fold cross-validation by patient (0: one ~70/15/15 split); fold --test-fold is test")
+    parser.add_argument("--test-fold", type=int, default=0)
     return parser.parse_args(argv)
+
+
+def folds_of(args: argparse.Namespace) -> Folds | None:
+    if not args.folds:
+        return None
+    try:
+        return Folds(args.folds, args.test_fold)
+    except ValueError as err:
+        raise PreprocessError(str(err)) from err
 
 
 def read_manifest(manifest_dir: Path) -> list[dict]:
@@ -156,8 +168,8 @@ def main(args: argparse.Namespace | None = None) -> dict:
     args = args or parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        plan = plan_dataset(read_manifest(args.manifest_dir),
-                            min_subjects_per_class=args.min_subjects_per_class, seed=args.seed)
+        plan = plan_dataset(read_manifest(args.manifest_dir), min_subjects_per_class=args.min_subjects_per_class,
+                            seed=args.seed, folds=folds_of(args))
         check_plan(plan)
     except PreprocessError as err:
         logger.error("preprocess failed: %s", err)

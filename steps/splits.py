@@ -13,6 +13,12 @@ key; the lowest ~15% go to test, the next ~15% to validation, the rest to train.
 than thresholding the key gives small datasets a guarantee pure thresholds cannot: every class with
 at least 2 patients is present in test, every class with at least 3 also in validation, and train
 always keeps at least one patient of every class. No patient is ever in two splits.
+
+Cross-validation (`folds` > 0). The same ranking deals each class's patients round-robin into
+`folds` folds (rank % folds), so folds are stratified and every patient is in exactly one fold;
+fold `test_fold` is the test split, and of the remaining patients the lowest-ranked ~15% of each
+class are validation (for early stopping) and the rest train. Running test_fold 0..folds-1 tests
+every patient exactly once, which is how docs/model-quality.md compares models on ~80 patients.
 """
 from __future__ import annotations
 
@@ -43,7 +49,43 @@ def _split_sizes(n_patients: int) -> tuple[int, int]:
     return n_test, n_validation
 
 
-def assign_splits(patient_classes: Mapping[str, str], seed: int) -> dict[str, str]:
+@dataclass(frozen=True)
+class Folds:
+    """K-fold cross-validation: `count` folds by patient, fold `test` is the test split."""
+
+    count: int
+    test: int
+
+    def __post_init__(self) -> None:
+        if self.count < 2 or not 0 <= self.test < self.count:
+            raise ValueError(f"need folds >= 2 and 0 <= test fold < folds, got folds={self.count}, test fold={self.test}")
+
+
+def _assign_ranked(ranked: list[str], splits: dict[str, str]) -> None:
+    n_test, n_validation = _split_sizes(len(ranked))
+    for rank, patient in enumerate(ranked):
+        if rank < n_test:
+            splits[patient] = "test"
+        elif rank < n_test + n_validation:
+            splits[patient] = "validation"
+        else:
+            splits[patient] = "train"
+
+
+def _assign_fold(ranked: list[str], folds: Folds, splits: dict[str, str]) -> None:
+    rest = []
+    for rank, patient in enumerate(ranked):
+        if rank % folds.count == folds.test:
+            splits[patient] = "test"
+        else:
+            rest.append(patient)
+    _, n_validation = _split_sizes(len(ranked))
+    n_validation = min(n_validation, len(rest) - 1)
+    for rank, patient in enumerate(rest):
+        splits[patient] = "validation" if rank < n_validation else "train"
+
+
+def assign_splits(patient_classes: Mapping[str, str], seed: int, folds: Folds | None = None) -> dict[str, str]:
     """patient_id -> "train" | "validation" | "test", stratified by class, by rank of patient_key."""
     by_class: dict[str, list[str]] = defaultdict(list)
     for patient, cls in patient_classes.items():
@@ -51,14 +93,10 @@ def assign_splits(patient_classes: Mapping[str, str], seed: int) -> dict[str, st
     splits: dict[str, str] = {}
     for patients in by_class.values():
         ranked = sorted(patients, key=lambda p: (patient_key(p, seed), p))
-        n_test, n_validation = _split_sizes(len(ranked))
-        for rank, patient in enumerate(ranked):
-            if rank < n_test:
-                splits[patient] = "test"
-            elif rank < n_test + n_validation:
-                splits[patient] = "validation"
-            else:
-                splits[patient] = "train"
+        if folds is None:
+            _assign_ranked(ranked, splits)
+        else:
+            _assign_fold(ranked, folds, splits)
     return splits
 
 
@@ -157,7 +195,9 @@ def _drop_duplicates(rows: list[dict]) -> tuple[list[dict], list[Dropped]]:
     return [r for r in kept if r["recording_id"] not in drop], dropped
 
 
-def plan_dataset(rows: Iterable[Mapping[str, str]], *, min_subjects_per_class: int, seed: int) -> DatasetPlan:
+def plan_dataset(
+    rows: Iterable[Mapping[str, str]], *, min_subjects_per_class: int, seed: int, folds: Folds | None = None
+) -> DatasetPlan:
     """Plan the dataset from ALL manifest rows (never a shard of them: see the module docstring)."""
     valid, dropped, unlabelled = [], [], 0
     for raw in rows:
@@ -175,7 +215,7 @@ def plan_dataset(rows: Iterable[Mapping[str, str]], *, min_subjects_per_class: i
     labels_of: dict[str, list[str]] = defaultdict(list)
     for row in valid:
         labels_of[row["patient_id"]].append(class_of[row["diagnosis"]])
-    split_of = assign_splits({p: patient_class(labels) for p, labels in labels_of.items()}, seed)
+    split_of = assign_splits({p: patient_class(labels) for p, labels in labels_of.items()}, seed, folds)
     recordings = [
         PlannedRecording(
             recording_id=row["recording_id"],

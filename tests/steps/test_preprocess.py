@@ -115,6 +115,26 @@ def test_too_few_patients_fail_with_a_clear_message(tiny_dataset: TinyDataset, t
         preprocess.main(preprocess.parse_args(_args(tiny_dataset, tmp_path / "output")))
 
 
+def test_cross_validation_folds_test_each_patient_once(tiny_dataset: TinyDataset, tmp_path: Path) -> None:
+    tested: list[str] = []
+    for fold in range(3):
+        out = tmp_path / f"fold-{fold}"
+        preprocess.main(preprocess.parse_args(_args(tiny_dataset, out, "--folds", "3", "--test-fold", str(fold))))
+        written = _written(out)
+        splits_of = {}
+        for split, _, patient in written.values():
+            splits_of.setdefault(patient, set()).add(split)
+        assert all(len(s) == 1 for s in splits_of.values())
+        tested += [p for p, s in splits_of.items() if s == {"test"}]
+
+    assert sorted(tested) == sorted({row["patient_id"] for row in tiny_dataset.rows})
+
+
+def test_an_impossible_test_fold_fails_with_a_clear_message(tiny_dataset: TinyDataset, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="0 <= test fold < folds"):
+        preprocess.main(preprocess.parse_args(_args(tiny_dataset, tmp_path / "o", "--folds", "3", "--test-fold", "3")))
+
+
 def test_missing_manifest_fails_with_a_clear_message(tiny_dataset: TinyDataset, tmp_path: Path) -> None:
     tiny_dataset.manifest.unlink()
 

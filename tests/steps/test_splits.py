@@ -8,6 +8,7 @@ import pytest
 
 from steps.splits import (
     OTHER,
+    Folds,
     assign_splits,
     group_rare_classes,
     patient_class,
@@ -121,3 +122,40 @@ def test_every_shard_computes_the_same_plan_from_the_full_manifest(seed: int) ->
     ]
     assert plans[0].counts() == plans[1].counts()
     assert plans[0].classes == ["Asthma", "COPD", "Normal", OTHER]
+
+
+def _folds_of(rows: list[dict], seed: int, count: int) -> list[dict[str, str]]:
+    """patient -> split for every test fold of a `count`-fold plan."""
+    return [
+        {r.patient_id: r.split for r in plan_dataset(rows, min_subjects_per_class=2, seed=seed,
+                                                     folds=Folds(count, k)).recordings}
+        for k in range(count)
+    ]
+
+
+def test_cross_validation_tests_every_patient_exactly_once_stratified() -> None:
+    rows = _rows({"Normal": 24, "Asthma": 22, "Heart failure": 12, "COPD": 6})
+    plans = _folds_of(rows, seed=1, count=5)
+
+    tested = [p for plan in plans for p, split in plan.items() if split == "test"]
+    assert sorted(tested) == sorted({r["patient_id"] for r in rows})
+    for plan in plans:
+        per_class = Counter((p.split("-")[0], s) for p, s in plan.items())
+        assert 2 <= per_class["Heart failure", "test"] <= 3
+        assert per_class["Heart failure", "validation"] == 2
+        assert all(per_class[c, "train"] > 0 for c in ("Normal", "Asthma", "Heart failure", "COPD"))
+
+
+def test_cross_validation_folds_depend_on_the_seed_not_the_row_order() -> None:
+    rows = _rows({"Normal": 10, "Asthma": 7})
+    shuffled = rows[:]
+    random.Random(0).shuffle(shuffled)
+
+    assert _folds_of(rows, seed=1, count=3) == _folds_of(shuffled, seed=1, count=3)
+    assert _folds_of(rows, seed=1, count=3) != _folds_of(rows, seed=2, count=3)
+
+
+@pytest.mark.parametrize(("count", "test"), [(1, 0), (5, 5), (5, -1)])
+def test_impossible_folds_are_refused(count: int, test: int) -> None:
+    with pytest.raises(ValueError, match="folds"):
+        Folds(count, test)
