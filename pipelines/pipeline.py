@@ -91,6 +91,7 @@ class PipelineParameters:
     processing_instance_count: ParameterInteger
     training_instance_type: ParameterString
     epochs: ParameterInteger
+    ensemble_size: ParameterInteger
     endpoint_instance_type: ParameterString
     min_subjects_per_class: ParameterInteger
 
@@ -107,6 +108,8 @@ class PipelineParameters:
             processing_instance_count=ParameterInteger("ProcessingInstanceCount", default_value=1),
             training_instance_type=ParameterString("TrainingInstanceType", default_value="ml.m5.xlarge"),
             epochs=ParameterInteger("Epochs", default_value=TRAINING.epochs),
+            # Models (different seeds) averaged into the one deployed; 1 trains 3x faster, a little less accurate.
+            ensemble_size=ParameterInteger("EnsembleSize", default_value=TRAINING.members),
             endpoint_instance_type=ParameterString("EndpointInstanceType", default_value="ml.m5.large"),
             min_subjects_per_class=ParameterInteger("MinSubjectsPerClass", default_value=2),
         )
@@ -273,6 +276,7 @@ def _train_step(build: _Build, preprocess: ProcessingStep) -> TrainingStep:
         debugger_hook_config=False,
         hyperparameters={
             "epochs": build.params.epochs,
+            "members": build.params.ensemble_size,
             "batch-size": TRAINING.batch_size,
             "learning-rate": TRAINING.learning_rate,
             "seed": TRAINING.seed,

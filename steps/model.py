@@ -12,6 +12,14 @@ this size on tens of patients learns those levels first: it identifies recording
 sounds. The cues that matter (wheezes, crackles) are changes over time within a band, which the
 centring keeps. On the real recordings this raised validation accuracy on the grouped-diagnosis
 task from 0.37 to 0.55 (docs/model-quality.md).
+
+Training sees random 4 s crops of each training recording (a fresh start frame per window slot and
+epoch, anywhere in the recording) instead of the fixed windows every 2 s, so the model cannot learn
+where a window happens to begin; validation still uses the fixed windows. Three models trained with
+different seeds (seed, seed+1000, seed+2000; early stopping each) are exported as ONE model whose
+output is the mean of their probabilities, so the serving signature is unchanged. In a patient-grouped
+5-fold x 2-seed search (validation only) these two changes scored best among the candidates tried
+(docs/model-quality.md).
 """
 from __future__ import annotations
 
@@ -30,6 +38,8 @@ class TrainingConfig:
     learning_rate: float = 1e-3
     seed: int = 42
     patience: int = 6
+    members: int = 3  # models averaged into the exported one (seeds seed, seed+1000, ...)
+    random_crops: bool = True  # train on random crops of each recording instead of the fixed windows
 
 
 def set_seed(seed: int) -> None:
@@ -52,7 +62,46 @@ def input_std(windows: np.ndarray) -> float:
     return float((windows - windows.mean(axis=1, keepdims=True)).std())
 
 
-def build_model(input_shape: tuple[int, int], n_classes: int, *, std: float, learning_rate: float):
+def member_seed(seed: int, member: int) -> int:
+    return seed + 1000 * member
+
+
+def recording_frames(windows: np.ndarray, hop: int) -> np.ndarray:
+    """A recording's (n_frames, mels) log-mel back from its (n_windows, frames, mels) windows cut every `hop` frames."""
+    return np.concatenate([windows[0], *windows[1:, windows.shape[1] - hop:]])
+
+
+def random_crops(recordings: list[np.ndarray], counts: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+                 *, frames: int, batch_size: int, seed: int):
+    """A Keras PyDataset of (windows, labels, sample weights) batches: each epoch, `counts[i]` crops of
+    `frames` frames from recording i at uniformly random starts, all shuffled together."""
+    from tensorflow import keras
+
+    class RandomCrops(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.slots = np.repeat(np.arange(len(recordings)), counts)
+            self.on_epoch_end()
+
+        def __len__(self):
+            return int(np.ceil(self.slots.size / batch_size))
+
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(self.slots)
+            self.starts = [int(self.rng.integers(0, recordings[r].shape[0] - frames + 1)) for r in self.order]
+
+        def __getitem__(self, index):
+            part = slice(index * batch_size, (index + 1) * batch_size)
+            rec = self.order[part]
+            x = np.stack([recordings[r][s:s + frames] for r, s in zip(rec, self.starts[part])])
+            return x, labels[rec], weights[rec]
+
+    return RandomCrops()
+
+
+def build_model(input_shape: tuple[int, int], n_classes: int, *, std: float, learning_rate: float,
+                name: str = "samay_lung_cnn"):
     """(frames, mels) float32 -> class probabilities; bands centred per window, scaled by `std` (input_std)."""
     import tensorflow as tf
     from tensorflow import keras
@@ -75,7 +124,7 @@ def build_model(input_shape: tuple[int, int], n_classes: int, *, std: float, lea
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(0.3)(x)
     outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
-    model = keras.Model(inputs, outputs, name="samay_lung_cnn")
+    model = keras.Model(inputs, outputs, name=name)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss="sparse_categorical_crossentropy",
@@ -85,21 +134,48 @@ def build_model(input_shape: tuple[int, int], n_classes: int, *, std: float, lea
     return model
 
 
-def fit(model, train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray],
-        n_classes: int, config: TrainingConfig):
-    """Fit per window with class weights; stop on validation loss and keep the best epoch's weights."""
+def average_models(models: list, input_shape: tuple[int, int]):
+    """One model whose output is the mean of the members' probabilities (same serving signature as one member)."""
+    from tensorflow import keras
+    from tensorflow.keras import layers
+
+    if len(models) == 1:
+        return models[0]
+    inputs = keras.Input(shape=input_shape, dtype="float32", name="log_mel")
+    outputs = layers.Average(name="probabilities")([member(inputs) for member in models])
+    return keras.Model(inputs, outputs, name="samay_lung_cnn_ensemble")
+
+
+def fit(model, train: tuple[np.ndarray, np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray],
+        n_classes: int, config: TrainingConfig, *, hop: int, seed: int | None = None):
+    """Fit with per-window class weights; stop on validation loss and keep the best epoch's weights.
+
+    train = (windows, class per window, recording index per window); with config.random_crops the
+    model sees random crops of the recordings (as many per recording as it has windows) instead.
+    """
     from tensorflow import keras
 
+    windows, targets, recording = train
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=0
     )
-    return model.fit(
-        train[0], train[1],
-        validation_data=validation,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        class_weight=class_weights(train[1], n_classes),
-        callbacks=[stop],
-        shuffle=True,
-        verbose=2,
-    )
+    weights = class_weights(targets, n_classes)
+    if not config.random_crops:
+        return model.fit(
+            windows, targets,
+            validation_data=validation,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            class_weight=weights,
+            callbacks=[stop],
+            shuffle=True,
+            verbose=2,
+        )
+    ids = np.unique(recording)
+    recordings = [recording_frames(windows[recording == r], hop) for r in ids]
+    labels = np.array([targets[recording == r][0] for r in ids])
+    counts = np.array([np.count_nonzero(recording == r) for r in ids])
+    crops = random_crops(recordings, counts, labels, np.array([weights[c] for c in labels], dtype=np.float32),
+                         frames=windows.shape[1], batch_size=config.batch_size,
+                         seed=config.seed if seed is None else seed)
+    return model.fit(crops, validation_data=validation, epochs=config.epochs, callbacks=[stop], verbose=2)

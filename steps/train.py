@@ -21,7 +21,7 @@ import numpy as np
 from steps.artifact import export_artifact
 from steps.features import FeatureConfig
 from steps.metrics import label_counts
-from steps.model import TrainingConfig, build_model, fit, input_std, set_seed
+from steps.model import TrainingConfig, average_models, build_model, fit, input_std, member_seed, set_seed
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--patience", type=int, default=defaults.patience)
+    parser.add_argument("--members", type=int, default=defaults.members,
+                        help="models (seeds seed, seed+1000, ...) averaged into the exported model")
+    parser.add_argument("--random-crops", type=int, choices=(0, 1), default=int(defaults.random_crops),
+                        help="1: train on random crops of each recording; 0: on the fixed windows")
     parser.add_argument("--model_dir", "--model-dir", dest="checkpoint_dir", default=None,
                         help="passed by the TensorFlow estimator; unused")
     parser.add_argument("--sm-model-dir", type=Path, default=Path(env("SM_MODEL_DIR", "/opt/ml/model")))
@@ -50,13 +54,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_split(folder: Path, classes: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(windows, class index per window, label per recording) from a split folder of <recording>.npz."""
+def load_split(folder: Path, classes: list[str]) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """(windows, class index per window, label per recording, recording index per window) from a split folder of <recording>.npz."""
     files = sorted(folder.glob("*.npz"))
     if not files:
         raise TrainError(f"no recordings (*.npz) in {folder}")
     index = {c: i for i, c in enumerate(classes)}
-    windows, targets, labels = [], [], []
+    windows, targets, labels, recording = [], [], [], []
     for path in files:
         with np.load(path) as npz:
             label = str(npz["label"])
@@ -64,8 +68,9 @@ def load_split(folder: Path, classes: list[str]) -> tuple[np.ndarray, np.ndarray
                 raise TrainError(f"{path.name}: label {label!r} not in labels.json")
             windows.append(npz["windows"])
             targets.append(np.full(npz["windows"].shape[0], index[label], dtype=np.int64))
+            recording.append(np.full(npz["windows"].shape[0], len(labels), dtype=np.int64))
             labels.append(label)
-    return np.concatenate(windows), np.concatenate(targets), labels
+    return np.concatenate(windows), np.concatenate(targets), labels, np.concatenate(recording)
 
 
 def read_split_metadata(folder: Path) -> tuple[list[str], FeatureConfig]:
@@ -78,17 +83,28 @@ def read_split_metadata(folder: Path) -> tuple[list[str], FeatureConfig]:
 
 def train(args: argparse.Namespace) -> dict:
     """Fit and export; returns the training summary stored in the artifact."""
-    config = TrainingConfig(args.epochs, args.batch_size, args.learning_rate, args.seed, args.patience)
-    set_seed(config.seed)
+    config = TrainingConfig(args.epochs, args.batch_size, args.learning_rate, args.seed, args.patience,
+                            args.members, bool(args.random_crops))
+    if config.members < 1:
+        raise TrainError("--members must be at least 1")
     classes, features = read_split_metadata(args.train)
     if read_split_metadata(args.validation) != (classes, features):
         raise TrainError("train and validation splits disagree on labels.json or features.json")
-    x_train, y_train, train_labels = load_split(args.train, classes)
-    x_val, y_val, val_labels = load_split(args.validation, classes)
+    x_train, y_train, train_labels, r_train = load_split(args.train, classes)
+    x_val, y_val, val_labels, _ = load_split(args.validation, classes)
     logger.info("train: %d windows of %d recordings; validation: %d windows of %d recordings",
                 len(y_train), len(train_labels), len(y_val), len(val_labels))
-    model = build_model(x_train.shape[1:], len(classes), std=input_std(x_train), learning_rate=config.learning_rate)
-    history = fit(model, (x_train, y_train), (x_val, y_val), len(classes), config).history
+    models, histories = [], []
+    for member in range(config.members):
+        seed = member_seed(config.seed, member)
+        set_seed(seed)
+        member_model = build_model(x_train.shape[1:], len(classes), std=input_std(x_train),
+                                   learning_rate=config.learning_rate, name=f"samay_lung_cnn_{member}")
+        histories.append(fit(member_model, (x_train, y_train, r_train), (x_val, y_val), len(classes), config,
+                             hop=features.frames_per_window_hop, seed=seed).history)
+        models.append(member_model)
+    model = average_models(models, x_train.shape[1:])
+    history = histories[0]  # member 0 (seed = --seed): the top-level fit summary; every member under "members"
     best = int(np.argmin(history["val_loss"]))
     summary = {
         "label_counts": label_counts(train_labels),
@@ -99,12 +115,17 @@ def train(args: argparse.Namespace) -> dict:
         "best_epoch": best + 1,
         "best_val_loss": float(history["val_loss"][best]),
         "best_val_window_accuracy": float(history["val_accuracy"][best]),
+        "members": [{"seed": member_seed(config.seed, m), "epochs_run": len(h["val_loss"]),
+                     "best_epoch": int(np.argmin(h["val_loss"])) + 1, "best_val_loss": float(min(h["val_loss"]))}
+                    for m, h in enumerate(histories)],
         "hyperparameters": asdict(config),
     }
     export_artifact(model, args.sm_model_dir, classes, features, summary)
     args.output_data_dir.mkdir(parents=True, exist_ok=True)
     (args.output_data_dir / "metrics.json").write_text(json.dumps(
-        {**summary, "history": {k: [float(v) for v in vs] for k, vs in history.items()}}, indent=2) + "\n")
+        {**summary, "history": {k: [float(v) for v in vs] for k, vs in history.items()},
+         "member_histories": [{k: [float(v) for v in vs] for k, vs in h.items()} for h in histories]},
+        indent=2) + "\n")
     return summary
 
 

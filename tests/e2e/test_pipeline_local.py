@@ -94,7 +94,8 @@ def test_a_high_threshold_fails_at_the_fail_step_and_two_shards_split_like_one(
     copy = staged_manifest.replace("/datasets/e2e/", "/datasets/e2e-sharded/")
     local_cloud.client("s3").copy_object(Bucket="samay-local", Key=copy.split("/", 3)[3],
                                          CopySource={"Bucket": "samay-local", "Key": staged_manifest.split("/", 3)[3]})
-    failing = _run({"InputDataUrl": copy, "Epochs": 12, "AccuracyThreshold": 0.99, "ProcessingInstanceCount": 2})
+    failing = _run({"InputDataUrl": copy, "Epochs": 12, "EnsembleSize": 1, "AccuracyThreshold": 0.99,
+                    "ProcessingInstanceCount": 2})
     described = failing.describe()
     steps = _steps(failing)
     assert described["PipelineExecutionStatus"] == "Failed"

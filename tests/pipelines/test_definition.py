@@ -72,6 +72,7 @@ def test_parameters_are_declared_with_their_defaults(definition: dict[str, Any])
         "ProcessingInstanceCount": ("Integer", 1),
         "TrainingInstanceType": ("String", "ml.m5.xlarge"),
         "Epochs": ("Integer", TrainingConfig().epochs),
+        "EnsembleSize": ("Integer", TrainingConfig().members),
         "EndpointInstanceType": ("String", "ml.m5.large"),
         "MinSubjectsPerClass": ("Integer", 2),
     }
@@ -131,10 +132,11 @@ def test_preprocess_wiring_matches_the_script_contract(definition: dict[str, Any
     ]
 
 
-def test_training_runs_train_py_with_the_epochs_parameter(definition: dict[str, Any]) -> None:
+def test_training_runs_train_py_with_the_epochs_and_ensemble_parameters(definition: dict[str, Any]) -> None:
     train = steps_by_name(definition)["Train"]["Arguments"]
     hyperparameters = train["HyperParameters"]
     assert hyperparameters["epochs"] == {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.Epochs"}]}}
+    assert hyperparameters["members"] == {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.EnsembleSize"}]}}
     defaults = TrainingConfig()
     assert (hyperparameters["batch-size"], hyperparameters["learning-rate"], hyperparameters["seed"]) == (
         str(defaults.batch_size), str(defaults.learning_rate), str(defaults.seed),
