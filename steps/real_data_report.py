@@ -12,7 +12,9 @@ test patients move accuracy by +/-0.1, pooling all folds does not. On every fold
 model (steps.mfcc_baseline: MFCC statistics + logistic regression, trained on the fold's train +
 validation recordings) is scored on the same test recordings, so the comparison is paired.
 
-    python -m steps.real_data_report [--folds 5] [--seeds 1 2] [--out report.json]
+    python -m steps.real_data_report [--folds 5] [--seeds 1 2] [--members 3] [--random-crops 1] [--out report.json]
+
+--members / --random-crops go to train.py, so an earlier model configuration can be re-measured the same way.
 
 The manifest, audio links and outputs go to a temporary folder outside the repository.
 """
@@ -32,6 +34,7 @@ import steps
 from steps import evaluate, mfcc_baseline, preprocess, train
 from steps.datasets import file_sha256, load_dataset
 from steps.metrics import accuracy, balanced_accuracy, evaluation_report, label_counts
+from steps.model import TrainingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
     parser.add_argument("--min-subjects-per-class", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--members", type=int, default=TrainingConfig.members, help="train.py --members")
+    parser.add_argument("--random-crops", type=int, choices=(0, 1), default=int(TrainingConfig.random_crops),
+                        help="train.py --random-crops")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON summary here too")
     return parser.parse_args(argv)
 
@@ -87,14 +93,14 @@ def write_inputs(data_dir: Path, work: Path, task: str) -> tuple[Path, Path]:
 
 
 def run_fold(manifest_dir: Path, audio_dir: Path, out: Path, *, seed: int, folds: int, fold: int,
-             min_subjects: int, epochs: int) -> dict:
+             min_subjects: int, train_args: list[str]) -> dict:
     """preprocess -> train -> evaluate with fold `fold` as the test split; returns evaluation.json and the plan."""
     report = preprocess.main(preprocess.parse_args([
         "--manifest-dir", str(manifest_dir), "--audio-dir", str(audio_dir), "--output-dir", str(out / "splits"),
         "--resource-config", str(out / "none.json"), "--min-subjects-per-class", str(min_subjects),
         "--seed", str(seed), "--folds", str(folds), "--test-fold", str(fold)]))
     train.main(train.parse_args([
-        "--epochs", str(epochs), "--seed", str(seed), "--sm-model-dir", str(out / "model"),
+        *train_args, "--seed", str(seed), "--sm-model-dir", str(out / "model"),
         "--train", str(out / "splits" / "train"), "--validation", str(out / "splits" / "validation"),
         "--output-data-dir", str(out / "train-output")]))
     evaluation = evaluate.main(evaluate.parse_args([
@@ -181,16 +187,17 @@ def run_task(args: argparse.Namespace, work: Path, task: str) -> dict:
     manifest_dir, audio_dir = write_inputs(args.data_dir, work, task)
     wav_of = {path.stem: path for path in audio_dir.glob("*/*.wav")}
     cache: dict[str, np.ndarray] = {}
+    train_args = ["--epochs", str(args.epochs), "--members", str(args.members), "--random-crops", str(args.random_crops)]
     runs = []
     for seed in args.seeds:
         for fold in range(args.folds):
             out = work / task / f"seed-{seed}" / f"fold-{fold}"
             run = run_fold(manifest_dir, audio_dir, out, seed=seed, folds=args.folds, fold=fold,
-                           min_subjects=args.min_subjects_per_class, epochs=args.epochs)
+                           min_subjects=args.min_subjects_per_class, train_args=train_args)
             run["reference"] = reference_fold(out / "splits", wav_of, cache)
             runs.append(run)
-    return {"protocol": {"folds": args.folds, "seeds": args.seeds, "epochs": args.epochs,
-                         "min_subjects_per_class": args.min_subjects_per_class},
+    return {"protocol": {"folds": args.folds, "seeds": args.seeds, "min_subjects_per_class": args.min_subjects_per_class,
+                         "train": train_args},
             **summarise(runs, args.seeds)}
 
 
