@@ -108,7 +108,7 @@ class PipelineParameters:
             processing_instance_count=ParameterInteger("ProcessingInstanceCount", default_value=1),
             training_instance_type=ParameterString("TrainingInstanceType", default_value="ml.m5.xlarge"),
             epochs=ParameterInteger("Epochs", default_value=TRAINING.epochs),
-            # Models (different seeds) averaged into the one deployed; 1 trains 3x faster, a little less accurate.
+            # Models (different seeds) averaged into the one deployed; each one more adds a full training.
             ensemble_size=ParameterInteger("EnsembleSize", default_value=TRAINING.members),
             endpoint_instance_type=ParameterString("EndpointInstanceType", default_value="ml.m5.large"),
             min_subjects_per_class=ParameterInteger("MinSubjectsPerClass", default_value=2),

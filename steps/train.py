@@ -1,10 +1,11 @@
 """Train (SageMaker TensorFlow training job): feature splits -> model artifact (DESIGN 4.7).
 
 Reads SM_CHANNEL_TRAIN / SM_CHANNEL_VALIDATION (the Preprocess job's split folders), trains the
-CNN of steps/model.py per window with early stopping on the validation split only, and writes
-the artifact into SM_MODEL_DIR and the fit metrics into SM_OUTPUT_DATA_DIR. The test split is
-never read here. Hyperparameters arrive as --epochs --batch-size --learning-rate --seed; the
-TensorFlow estimator's --model_dir (an S3 checkpoint location) is accepted and ignored.
+CNN of steps/model.py (--members of them, each with early stopping on the validation split only,
+averaged into the one exported model), and writes the artifact into SM_MODEL_DIR and the fit
+metrics into SM_OUTPUT_DATA_DIR. The test split is never read here. Hyperparameters arrive as
+--epochs --batch-size --learning-rate --seed --patience --members --random-crops; the TensorFlow
+estimator's --model_dir (an S3 checkpoint location) is accepted and ignored.
 """
 from __future__ import annotations
 

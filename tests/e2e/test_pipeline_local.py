@@ -84,7 +84,7 @@ def test_the_gate_passes_registers_and_deploys_a_model_that_answers(local_cloud:
 
 
 @pytest.mark.cloud
-def test_a_high_threshold_fails_at_the_fail_step_and_two_shards_split_like_one(
+def test_a_high_threshold_fails_at_the_fail_step_and_two_shards_split_like_one_with_an_ensemble(
     local_cloud: LocalCloud, passing_run: Any, staged_manifest: str
 ) -> None:
     sagemaker = local_cloud.client("sagemaker")
@@ -94,7 +94,7 @@ def test_a_high_threshold_fails_at_the_fail_step_and_two_shards_split_like_one(
     copy = staged_manifest.replace("/datasets/e2e/", "/datasets/e2e-sharded/")
     local_cloud.client("s3").copy_object(Bucket="samay-local", Key=copy.split("/", 3)[3],
                                          CopySource={"Bucket": "samay-local", "Key": staged_manifest.split("/", 3)[3]})
-    failing = _run({"InputDataUrl": copy, "Epochs": 12, "EnsembleSize": 1, "AccuracyThreshold": 0.99,
+    failing = _run({"InputDataUrl": copy, "Epochs": 12, "EnsembleSize": 2, "AccuracyThreshold": 0.99,
                     "ProcessingInstanceCount": 2})
     described = failing.describe()
     steps = _steps(failing)
@@ -102,6 +102,10 @@ def test_a_high_threshold_fails_at_the_fail_step_and_two_shards_split_like_one(
     assert steps["Fail"]["StepStatus"] == "Failed"
     message = steps["Fail"]["Metadata"]["Fail"]["ErrorMessage"]
     assert "AccuracyThreshold = 0.99" in message and "accuracy.value = " in message
+    # Evaluate scored the 2-model artifact that EnsembleSize asked Train for.
+    training = sagemaker.describe_training_job(
+        TrainingJobName=steps["Train"]["Metadata"]["TrainingJob"]["Arn"].rsplit("/", 1)[-1])
+    assert training["HyperParameters"]["members"] == "2"
     assert "RegisterModel" not in steps and "Deploy" not in steps
     assert "CacheHitResult" not in steps["Preprocess"], "the sharded run must really run Preprocess"
     job = sagemaker.describe_processing_job(ProcessingJobName=steps["Preprocess"]["Metadata"]["ProcessingJob"]["Arn"].rsplit("/", 1)[-1])

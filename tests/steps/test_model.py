@@ -63,3 +63,20 @@ def test_train_refuses_an_empty_ensemble(trained_run: TrainedRun, tmp_path: Path
         train.main(train.parse_args([
             *TRAIN_HYPERPARAMETERS, "--members", "0", "--sm-model-dir", str(tmp_path / "model"),
             "--train", str(trained_run.splits / "train"), "--validation", str(trained_run.splits / "validation")]))
+
+
+def test_train_exports_an_averaged_ensemble_trained_on_random_crops(trained_run: TrainedRun, tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    summary = train.main(train.parse_args([
+        *TRAIN_HYPERPARAMETERS, "--epochs", "2", "--members", "2", "--random-crops", "1",
+        "--sm-model-dir", str(tmp_path / "model"), "--output-data-dir", str(tmp_path / "output"),
+        "--train", str(trained_run.splits / "train"), "--validation", str(trained_run.splits / "validation")]))
+
+    assert [m["seed"] for m in summary["members"]] == [7, 1007]
+    assert summary["hyperparameters"]["members"] == 2 and summary["hyperparameters"]["random_crops"] is True
+    serve = tf.saved_model.load(str(tmp_path / "model" / "1")).signatures["serving_default"]
+    windows = np.zeros((3, FeatureConfig().frames_per_window, FeatureConfig().n_mels), dtype=np.float32)
+    (probabilities,) = serve(log_mel=tf.constant(windows)).values()
+    assert probabilities.shape == (3, 3)
+    np.testing.assert_allclose(np.sum(probabilities, axis=1), 1.0, rtol=1e-5)
