@@ -95,11 +95,11 @@ def train(args: argparse.Namespace) -> dict:
     x_val, y_val, val_labels, _ = load_split(args.validation, classes)
     logger.info("train: %d windows of %d recordings; validation: %d windows of %d recordings",
                 len(y_train), len(train_labels), len(y_val), len(val_labels))
-    models, histories = [], []
+    models, histories, std = [], [], input_std(x_train)
     for member in range(config.members):
         seed = member_seed(config.seed, member)
         set_seed(seed)
-        member_model = build_model(x_train.shape[1:], len(classes), std=input_std(x_train),
+        member_model = build_model(x_train.shape[1:], len(classes), std=std,
                                    learning_rate=config.learning_rate, name=f"samay_lung_cnn_{member}")
         histories.append(fit(member_model, (x_train, y_train, r_train), (x_val, y_val), len(classes), config,
                              hop=features.frames_per_window_hop, seed=seed).history)
