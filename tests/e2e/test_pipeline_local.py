@@ -1,8 +1,8 @@
 """The real pipeline, built by the SDK, run by the local cloud: the gate's two branches, and sharding.
 
 One run passes the gate (every step Succeeded, an Approved package, an endpoint that answers a WAV);
-one with AccuracyThreshold 0.99 and two preprocessing instances fails at the Fail step, registers
-nothing, and produced the same patient splits as the single-instance run.
+one with an unreachable AccuracyThreshold (1.01), a 2-model ensemble and two preprocessing instances
+fails at the Fail step, registers nothing, and produced the same patient splits as the single-instance run.
 """
 from __future__ import annotations
 
@@ -94,14 +94,15 @@ def test_a_high_threshold_fails_at_the_fail_step_and_two_shards_split_like_one_w
     copy = staged_manifest.replace("/datasets/e2e/", "/datasets/e2e-sharded/")
     local_cloud.client("s3").copy_object(Bucket="samay-local", Key=copy.split("/", 3)[3],
                                          CopySource={"Bucket": "samay-local", "Key": staged_manifest.split("/", 3)[3]})
-    failing = _run({"InputDataUrl": copy, "Epochs": 12, "EnsembleSize": 2, "AccuracyThreshold": 0.99,
+    # 1.01: no model can reach it (a 2-model ensemble scores 1.0 on this synthetic set).
+    failing = _run({"InputDataUrl": copy, "Epochs": 12, "EnsembleSize": 2, "AccuracyThreshold": 1.01,
                     "ProcessingInstanceCount": 2})
     described = failing.describe()
     steps = _steps(failing)
     assert described["PipelineExecutionStatus"] == "Failed"
     assert steps["Fail"]["StepStatus"] == "Failed"
     message = steps["Fail"]["Metadata"]["Fail"]["ErrorMessage"]
-    assert "AccuracyThreshold = 0.99" in message and "accuracy.value = " in message
+    assert "AccuracyThreshold = 1.01" in message and "accuracy.value = " in message
     # Evaluate scored the 2-model artifact that EnsembleSize asked Train for.
     training = sagemaker.describe_training_job(
         TrainingJobName=steps["Train"]["Metadata"]["TrainingJob"]["Arn"].rsplit("/", 1)[-1])
