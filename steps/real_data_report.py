@@ -12,7 +12,7 @@ test patients move accuracy by +/-0.1, pooling all folds does not. On every fold
 model (steps.mfcc_baseline: MFCC statistics + logistic regression, trained on the fold's train +
 validation recordings) is scored on the same test recordings, so the comparison is paired.
 
-    python -m steps.real_data_report [--folds 5] [--seeds 1 2] [--members 3] [--random-crops 1] [--out report.json]
+    python -m steps.real_data_report [--folds 5] [--seeds 1 2] [--members N] [--random-crops 0|1] [--out report.json]
 
 --members / --random-crops go to train.py, so an earlier model configuration can be re-measured the same way.
 
